@@ -1,0 +1,58 @@
+"""Decisions: what the rules decided for a ticket, recorded with the ruleset revision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Route(BaseModel):
+    """Where a ticket goes: a queue, a group, an assignee (any may be unset)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    queue: str | None = None
+    group: str | None = None
+    assignee: str | None = None
+
+
+class MetricTarget(BaseModel):
+    """One metric's target: business time (``seconds``) or working ``days``.
+
+    ``due_at`` is counted from the ticket's ``created_at`` in ``calendar``
+    with no pauses; the clock module moves it as pauses happen.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: str
+    seconds: int | None = None
+    days: int | None = None
+    calendar: str
+    due_at: datetime | None = None
+
+
+class Decision(BaseModel):
+    """The outcome of evaluating one ticket against the ruleset version in force."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ticket_id: str
+    ruleset: str
+    version: str
+    revision: str
+    matched_rules: list[str] = Field(default_factory=list)
+    priority: str | None = None
+    calendar: str | None = None
+    targets: dict[str, MetricTarget] = Field(default_factory=dict)
+    route: Route | None = None
+    escalation_plan: str | None = None
+    penalty_class: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    explanation: list[str] = Field(default_factory=list)
+
+    @property
+    def ruleset_ref(self) -> str:
+        """``name@version+revision``: the exact policy this decision came from."""
+        return f"{self.ruleset}@{self.version}+{self.revision}"

@@ -1,0 +1,85 @@
+"""Tickets and ticket events: what helpdesk systems hand to the engine."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from slaengine.errors import NaiveDatetimeError
+
+#: Event types the engine knows; any other string is a custom event type.
+EVENT_TYPES = (
+    "created",
+    "updated",
+    "status_changed",
+    "agent_replied",
+    "customer_replied",
+    "severity_changed",
+    "priority_changed",
+    "resolved",
+    "reopened",
+    "closed",
+)
+
+
+def require_aware(value: datetime, what: str = "datetime") -> datetime:
+    """Return ``value`` if it carries a timezone, else raise NaiveDatetimeError."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise NaiveDatetimeError(
+            f"{what} {value.isoformat()} has no timezone; give an offset such as "
+            "'2026-11-23T09:00:00+08:00' or 'Z'"
+        )
+    return value
+
+
+class Ticket(BaseModel):
+    """One ticket as the rules see it.
+
+    ``fields`` holds any further ticket-system fields; rules address them as
+    ``fields.NAME``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    created_at: datetime
+    severity: str
+    contract: str | None = None
+    customer: str | None = None
+    tier: str | None = None
+    product: str | None = None
+    channel: str | None = None
+    category: str | None = None
+    status: str = "new"
+    tags: tuple[str, ...] = ()
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return require_aware(value, "created_at")
+
+
+class TicketEvent(BaseModel):
+    """Something that happened to a ticket, at an instant.
+
+    ``event_id`` makes replays idempotent: the same id counted once.
+    ``fields`` holds the fields the event changed (e.g. ``{"status":
+    "pending_customer"}``, ``{"severity": "urgent"}``) and, for ``created``,
+    the ticket itself.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ticket_id: str = Field(min_length=1)
+    event_id: str = Field(min_length=1)
+    at: datetime
+    type: str = Field(min_length=1)
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return require_aware(value, "at")
