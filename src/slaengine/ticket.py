@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from slaengine.errors import NaiveDatetimeError
+from slaengine.errors import NaiveDatetimeError, TicketError
 
 #: Event types the engine knows; any other string is a custom event type.
 EVENT_TYPES = (
@@ -83,3 +83,39 @@ class TicketEvent(BaseModel):
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         return require_aware(value, "at")
+
+
+def _payload_error(exc: ValidationError, prefix: str = "") -> TicketError:
+    err = exc.errors()[0]
+    path = prefix + ".".join(str(p) for p in err["loc"])
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = "unknown field; put extra ticket-system fields under 'fields'"
+    elif err["type"] == "missing":
+        message = "required field is missing"
+    more = len(exc.errors()) - 1
+    return TicketError(message + (f" (and {more} more problem(s))" if more else ""), path)
+
+
+def parse_ticket(data: Any) -> Ticket:
+    """A Ticket from a JSON-shaped mapping; problems raise TicketError naming the field."""
+    if isinstance(data, Ticket):
+        return data
+    if not isinstance(data, dict):
+        raise TicketError(f"a ticket must be a JSON object, not {type(data).__name__}")
+    try:
+        return Ticket.model_validate(data)
+    except ValidationError as exc:
+        raise _payload_error(exc) from None
+
+
+def parse_event(data: Any) -> TicketEvent:
+    """A TicketEvent from a JSON-shaped mapping; problems raise TicketError naming the field."""
+    if isinstance(data, TicketEvent):
+        return data
+    if not isinstance(data, dict):
+        raise TicketError(f"an event must be a JSON object, not {type(data).__name__}")
+    try:
+        return TicketEvent.model_validate(data)
+    except ValidationError as exc:
+        raise _payload_error(exc) from None

@@ -1,0 +1,380 @@
+"""The engine: ticket in, SLA decision out.
+
+``Engine`` holds a RulesetLibrary, compiles every version's tables into
+durable_rules (through slaengine.matcher), and evaluates tickets: pick the
+contract and the version in force at ``created_at`` (or the pinned one),
+read the fields the rules need, match each table under its hit policy, merge
+the outcomes in table order, and count due times in the decided calendar.
+
+Matching results are cached per version, keyed on exactly the message the
+rules read (so two tickets with the same relevant fields share one match);
+due times are always computed per ticket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from slaengine.calendar import Calendar
+from slaengine.compiler import Encoding, compile_condition, encoding_for
+from slaengine.condition import first_failure
+from slaengine.decision import Decision, MetricTarget, Route
+from slaengine.errors import NoRuleMatched, SlaEngineError, TicketError
+from slaengine.escalation import EscalationPlan
+from slaengine.facts import FieldReader
+from slaengine.library import RulesetLibrary, load_directory
+from slaengine.matcher import CompiledRule, TableMatcher
+from slaengine.metric import MetricDefinition
+from slaengine.ruleset import CompiledRuleset, Outcome, Table
+from slaengine.ticket import Ticket, parse_ticket
+
+#: Distinct matching results kept per version before the cache starts over.
+CACHE_SIZE = 100_000
+
+
+class RuleTrace(BaseModel):
+    """One rule of a deciding table as explain saw it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    rule: str
+    line: int | None
+    matched: bool
+    applied: bool
+    failed: str | None = None  # the test that failed, with the ticket's value
+
+
+class Explanation(BaseModel):
+    """Why a ticket got its decision: every rule of every table, matched or not."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ticket_id: str
+    ruleset: str
+    source: str
+    values: dict[str, Any]
+    rules: list[RuleTrace]
+    decision: Decision
+
+
+class RulesetInfo(BaseModel):
+    """One loaded version, as ``slaengine rulesets`` lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str
+    effective_from: datetime
+    revision: str
+    source: str
+    rules: int
+
+
+class _Merged:
+    """Outcomes of matched rules merged in order; later values override."""
+
+    __slots__ = ("priority", "calendar", "targets", "route", "plan", "penalty", "tags")
+
+    def __init__(self) -> None:
+        self.priority: str | None = None
+        self.calendar: str | None = None
+        self.targets: dict[str, Any] = {}
+        self.route: dict[str, str] = {}
+        self.plan: str | None = None
+        self.penalty: str | None = None
+        self.tags: list[str] = []
+
+    def apply(self, outcome: Outcome) -> None:
+        self.priority = outcome.priority or self.priority
+        self.calendar = outcome.calendar or self.calendar
+        self.targets.update(outcome.targets)
+        if outcome.route is not None:
+            self.route.update(outcome.route.model_dump(exclude_none=True))
+        self.plan = outcome.escalation_plan or self.plan
+        self.penalty = outcome.penalty_class or self.penalty
+        self.tags.extend(t for t in outcome.tags if t not in self.tags)
+
+
+class _Match:
+    """The cached, ticket-independent part of a decision."""
+
+    __slots__ = ("rules", "merged", "explanation", "error")
+
+    def __init__(self) -> None:
+        self.rules: list[str] = []
+        self.merged = _Merged()
+        self.explanation: list[str] = []
+        self.error: SlaEngineError | None = None
+
+
+class _Version:
+    """One ruleset version compiled into durable_rules."""
+
+    def __init__(self, rs: CompiledRuleset) -> None:
+        self.rs = rs
+        self.reader = FieldReader(rs)
+        self.encoding: Encoding = encoding_for(list(rs.conditions.values()), rs.ranks)
+        self.matchers: list[TableMatcher] = []
+        try:
+            for ti, table in enumerate(rs.model.tables):
+                rules = [
+                    CompiledRule(ri, compile_condition(rs.conditions[(ti, ri)], self.encoding))
+                    for ri in range(len(table.rules))
+                ]
+                self.matchers.append(TableMatcher(f"{rs.ref}/{table.name}", rules))
+        except BaseException:
+            self.close()
+            raise
+        self.cache: dict[tuple[Any, ...], _Match] = {}
+
+    def match(self, message: dict[str, Any]) -> _Match:
+        key = tuple(sorted(message.items()))
+        found = self.cache.get(key)
+        if found is None:
+            found = self._match(message)
+            if len(self.cache) >= CACHE_SIZE:
+                self.cache.clear()
+            self.cache[key] = found
+        return found
+
+    def _match(self, message: dict[str, Any]) -> _Match:
+        result = _Match()
+        for table, matcher in zip(self.rs.model.tables, self.matchers, strict=True):
+            if table.hit == "first":
+                hit = matcher.first_match(message)
+                hits = [] if hit is None else [hit]
+            else:
+                hits = matcher.all_matches(message)
+            for index in hits:
+                rule = table.rules[index]
+                result.rules.append(rule.name)
+                result.merged.apply(rule.then)
+                result.explanation.append(f"{table.name}: rule {rule.name} matched ({table.hit})")
+            if not hits:
+                if table.default is not None:
+                    result.merged.apply(table.default)
+                    result.explanation.append(f"{table.name}: no rule matched; default applied")
+                elif table.hit == "first":
+                    result.error = NoRuleMatched(
+                        f"{self.rs.ref}: no rule of table {table.name!r} matched and the "
+                        "table declares no default"
+                    )
+                    return result
+        return result
+
+    def close(self) -> None:
+        for matcher in self.matchers:
+            matcher.close()
+
+
+class Engine:
+    """Evaluates tickets against a library of versioned rulesets.
+
+    Also implements the clock module's ``ClockPolicy`` (``decide``,
+    ``metrics``, ``calendar``, ``escalation_plan``, ``retarget``).
+    """
+
+    def __init__(self, library: RulesetLibrary) -> None:
+        self.library = library
+        self._versions: dict[tuple[str, str], _Version] = {}
+        try:
+            for rs in library.all():
+                self._versions[(rs.name, rs.version)] = _Version(rs)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_directory(cls, path: str | Path) -> Engine:
+        """Load, validate and compile every ruleset and contract below ``path``."""
+        return cls(load_directory(path))
+
+    def close(self) -> None:
+        """Free the compiled durable_rules rulesets (the engine is unusable after)."""
+        for version in self._versions.values():
+            version.close()
+        self._versions.clear()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- evaluation -------------------------------------------------------
+
+    def version_for(
+        self, ticket: Ticket, ruleset: str | None = None, version: str | None = None
+    ) -> CompiledRuleset:
+        """The ruleset version that judges ``ticket``.
+
+        An explicit ``ruleset``/``version`` wins; else the ticket's contract
+        (its pinned version, or the version in force at ``created_at``).
+        """
+        if ruleset is None:
+            contract = self.library.contract_for(ticket.contract, ticket.customer)
+            if contract is None:
+                raise TicketError(
+                    "the ticket names no known contract or customer; give 'contract'", "contract"
+                )
+            ruleset, version = contract.ruleset, version or contract.version
+        if version is not None:
+            return self.library.get(ruleset, version)
+        return self.library.in_force(ruleset, ticket.created_at)
+
+    def _with_contract(self, ticket: Ticket) -> Ticket:
+        # The contract is authoritative for the tier; a contradicting ticket is an error.
+        contract = self.library.contract_for(ticket.contract, ticket.customer)
+        if contract is None or contract.tier is None:
+            return ticket
+        if ticket.tier is not None and ticket.tier != contract.tier:
+            raise TicketError(
+                f"{ticket.tier!r} contradicts contract {contract.id}, which is tier {contract.tier!r}",
+                "tier",
+            )
+        if ticket.tier == contract.tier and ticket.contract == contract.id:
+            return ticket
+        return ticket.model_copy(update={"tier": contract.tier, "contract": contract.id})
+
+    def evaluate(
+        self,
+        ticket: Ticket | Mapping[str, Any],
+        *,
+        facts: Mapping[str, Any] | None = None,
+        ruleset: str | None = None,
+        version: str | None = None,
+    ) -> Decision:
+        """Decide one ticket. Raises TicketError for bad input, NoRuleMatched when no rule applies."""
+        ticket = self._with_contract(parse_ticket(ticket))
+        rs = self.version_for(ticket, ruleset, version)
+        compiled = self._versions[(rs.name, rs.version)]
+        values = compiled.reader.read(ticket, dict(facts) if facts else None)
+        match = compiled.match(compiled.encoding.message(values))
+        if match.error is not None:
+            raise type(match.error)(f"ticket {ticket.id}: {match.error}")
+        return self._decision(ticket, compiled, match)
+
+    def evaluate_many(
+        self, tickets: Iterable[Ticket | Mapping[str, Any]], *, facts: Mapping[str, Any] | None = None
+    ) -> list[Decision]:
+        """Decide a batch; the first bad ticket raises (with its position in the batch)."""
+        decisions = []
+        for i, ticket in enumerate(tickets):
+            try:
+                decisions.append(self.evaluate(ticket, facts=facts))
+            except TicketError as exc:
+                raise TicketError(exc.message, f"[{i}].{exc.path}" if exc.path else f"[{i}]") from None
+        return decisions
+
+    def _decision(self, ticket: Ticket, compiled: _Version, match: _Match) -> Decision:
+        rs, merged = compiled.rs, match.merged
+        targets: dict[str, MetricTarget] = {}
+        if merged.targets:
+            if merged.calendar is None:
+                raise NoRuleMatched(
+                    f"ticket {ticket.id}: {rs.ref} set targets but no rule decided a calendar"
+                )
+            calendar = rs.calendars[merged.calendar]
+            for metric, duration in merged.targets.items():
+                if duration.days is not None:
+                    due = calendar.add_days(ticket.created_at, duration.days)
+                else:
+                    due = calendar.add(ticket.created_at, timedelta(seconds=duration.seconds))
+                targets[metric] = MetricTarget.model_construct(
+                    target=duration.text, seconds=duration.seconds, days=duration.days,
+                    calendar=merged.calendar, due_at=due,
+                )
+        return Decision.model_construct(
+            ticket_id=ticket.id,
+            ruleset=rs.name,
+            version=rs.version,
+            revision=rs.revision,
+            matched_rules=list(match.rules),
+            priority=merged.priority,
+            calendar=merged.calendar,
+            targets=targets,
+            route=Route(**merged.route) if merged.route else None,
+            escalation_plan=merged.plan,
+            penalty_class=merged.penalty,
+            tags=list(merged.tags),
+            explanation=list(match.explanation),
+        )
+
+    def explain(
+        self, ticket: Ticket | Mapping[str, Any], *, facts: Mapping[str, Any] | None = None
+    ) -> Explanation:
+        """Every rule of every table for this ticket: matched or not, and the test that failed."""
+        ticket = self._with_contract(parse_ticket(ticket))
+        rs = self.version_for(ticket)
+        compiled = self._versions[(rs.name, rs.version)]
+        values = compiled.reader.read(ticket, dict(facts) if facts else None)
+        decision = self.evaluate(ticket, facts=facts)
+        applied = set(decision.matched_rules)
+        traces = []
+        for ti, table in enumerate(rs.model.tables):
+            for ri, rule in enumerate(table.rules):
+                ok, failed = first_failure(rs.conditions[(ti, ri)], values, rs.ranks)
+                failed_text = None
+                if failed is not None:
+                    actual = values.get(failed.field, "(missing)")
+                    failed_text = f"{failed.describe()} — ticket has {actual!r}"
+                traces.append(RuleTrace(
+                    table=table.name, rule=rule.name, line=rs.lines.get((ti, ri)),
+                    matched=ok, applied=rule.name in applied, failed=failed_text,
+                ))
+        return Explanation(
+            ticket_id=ticket.id, ruleset=rs.ref, source=rs.source, values=values,
+            rules=traces, decision=decision,
+        )
+
+    def rulesets(self) -> list[RulesetInfo]:
+        """Every loaded version: name, version, effective date, revision, source file."""
+        return [
+            RulesetInfo(
+                name=rs.name, version=rs.version, effective_from=rs.model.effective_from,
+                revision=rs.revision, source=rs.source,
+                rules=sum(len(t.rules) for t in rs.model.tables),
+            )
+            for rs in self.library.all()
+        ]
+
+    # -- ClockPolicy ------------------------------------------------------
+
+    def decide(self, ticket: Ticket) -> Decision:
+        """ClockPolicy: the decision for the ticket's current fields."""
+        return self.evaluate(ticket)
+
+    def _ruleset_of(self, decision: Decision) -> CompiledRuleset:
+        return self.library.get(decision.ruleset, decision.version)
+
+    def metrics(self, decision: Decision) -> Mapping[str, MetricDefinition]:
+        """ClockPolicy: the metric definitions of the decision's ruleset version."""
+        return self._ruleset_of(decision).model.metrics
+
+    def calendar(self, decision: Decision, name: str) -> Calendar:
+        """ClockPolicy: a calendar of the decision's ruleset version by name."""
+        return self._ruleset_of(decision).calendars[name]
+
+    def escalation_plan(self, decision: Decision) -> EscalationPlan | None:
+        """ClockPolicy: the escalation plan the decision named, if any."""
+        if decision.escalation_plan is None:
+            return None
+        return self._ruleset_of(decision).model.escalation_plans[decision.escalation_plan]
+
+    def retarget(self, decision: Decision) -> Literal["from_start", "from_change"]:
+        """ClockPolicy: the ruleset's re-targeting setting."""
+        return self._ruleset_of(decision).model.settings.retarget
+
+
+def table_of(rs: CompiledRuleset, rule_name: str) -> Table | None:
+    """The table holding a rule of that name."""
+    for table in rs.model.tables:
+        if any(r.name == rule_name for r in table.rules):
+            return table
+    return None
