@@ -37,9 +37,19 @@ class MetricDefinition(BaseModel):
 
     - ``kind``: ``single`` (one cycle, e.g. first_response, resolution) or
       ``periodic`` (each start event begins a fresh cycle, e.g. next_update);
-    - ``start`` / ``stop``: events that start and stop (meet) the clock;
+    - ``start`` / ``stop``: events that start and stop (meet) the clock; in a
+      periodic metric an event that matches both meets the running cycle and
+      starts the next one;
+    - ``cancel``: events that end a running cycle without meeting it (e.g.
+      ``resolved`` for next_update); a cycle already past due stays breached;
     - ``pause_statuses``: while the ticket status is one of these, the clock
       does not run;
+    - ``pause`` / ``resume``: events that pause the clock until a resume
+      event (on top of ``pause_statuses``);
+    - ``inactive_statuses``: while the ticket status is one of these, no
+      cycle starts (an agent's note on a resolved ticket opens no
+      next_update cycle); a ``reopened`` event sets the status to ``open``
+      first, so ``on_reopen`` works;
     - ``reset``: events that restart the clock from zero (a new cycle);
     - ``on_reopen``: what a ``reopened`` event does to a stopped clock —
       ``resume`` the old cycle, start a ``new_cycle``, or ``none``.
@@ -51,10 +61,14 @@ class MetricDefinition(BaseModel):
     kind: Literal["single", "periodic"] = "single"
     start: list[EventCondition] = Field(default_factory=lambda: [EventCondition(type="created")])
     stop: list[EventCondition]
+    cancel: list[EventCondition] = Field(default_factory=list)
     pause_statuses: list[str] = Field(default_factory=list)
+    pause: list[EventCondition] = Field(default_factory=list)
+    resume: list[EventCondition] = Field(default_factory=list)
+    inactive_statuses: list[str] = Field(default_factory=lambda: ["resolved", "closed"])
     reset: list[EventCondition] = Field(default_factory=list)
     on_reopen: Literal["resume", "new_cycle", "none"] = "none"
 
-    _norm = field_validator("start", "stop", "reset", mode="before")(
+    _norm = field_validator("start", "stop", "cancel", "pause", "resume", "reset", mode="before")(
         classmethod(lambda cls, v: _conditions(v))
     )
