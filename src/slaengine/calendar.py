@@ -346,6 +346,11 @@ class _Timeline:
         self.raw_years: dict[int, list[tuple[int, int]]] = {} if raw_years is None else raw_years
         self.table: _Table | None = None
         self.lock = threading.Lock()
+        self.first_year = FIRST_YEAR
+        self.last_year = min([LAST_YEAR, *(_country_last_year(*c) for c in self.countries)])
+        self.years = f"{self.first_year}..{self.last_year} this calendar answers for"
+        if self.last_year < LAST_YEAR:
+            self.years += f" (the holidays package knows its holidays up to {self.last_year})"
 
     # Which hours each date has.
 
@@ -395,8 +400,8 @@ class _Timeline:
         return periods
 
     def is_working_date(self, day: date) -> bool:
-        if not FIRST_YEAR <= day.year <= LAST_YEAR:
-            raise CalendarError(f"no such working day within the years {FIRST_YEAR}..{LAST_YEAR}")
+        if not self.first_year <= day.year <= self.last_year:
+            raise CalendarError(f"no such working day in the years {self.years}")
         spans = self.day_spans(day, *self.country_days(day.year))
         return any(self.elapsed(s, e) > 0 for s, e in self.own_periods(day, spans))
 
@@ -415,25 +420,23 @@ class _Timeline:
         if table is not None and table.lo_us <= us < table.hi_us:
             return table
         year = _local_year(us, self.zone)
-        if not FIRST_YEAR <= year <= LAST_YEAR:
-            raise CalendarError(
-                f"{_iso(us)} is outside the years {FIRST_YEAR}..{LAST_YEAR} calendars answer for"
-            )
+        if not self.first_year <= year <= self.last_year:
+            raise CalendarError(f"{_iso(us, self.zone)} is outside the years {self.years}")
         with self.lock:
             table = self.table
             while table is None or not table.lo_us <= us < table.hi_us:
                 if table is None:
-                    lo, hi = max(FIRST_YEAR, year - 1), min(LAST_YEAR, year + 1)
+                    lo, hi = max(self.first_year, year - 1), min(self.last_year, year + 1)
                 else:
                     lo, hi, width = table.lo_year, table.hi_year, table.hi_year - table.lo_year + 1
                     if us < table.lo_us:
-                        lo = max(FIRST_YEAR, min(year - 1, lo - width))
+                        lo = max(self.first_year, min(year - 1, lo - width))
                     else:
-                        hi = min(LAST_YEAR, max(year + 1, hi + width))
+                        hi = min(self.last_year, max(year + 1, hi + width))
                     if (lo, hi) == (table.lo_year, table.hi_year):
                         raise CalendarError(
-                            f"{_iso(us)} is too close to the edge of the years "
-                            f"{FIRST_YEAR}..{LAST_YEAR} calendars answer for"
+                            f"{_iso(us, self.zone)} is too close to the edge of the "
+                            f"years {self.years}"
                         )
                 table = self.table = self.build(lo, hi)
             return table
@@ -446,9 +449,9 @@ class _Timeline:
             lo, hi = min(table.lo_year, current.lo_year), max(table.hi_year, current.hi_year)
             width = hi - lo + 1
             if forward:
-                hi = min(LAST_YEAR, hi + width)
+                hi = min(self.last_year, hi + width)
             else:
-                lo = max(FIRST_YEAR, lo - width)
+                lo = max(self.first_year, lo - width)
             if (lo, hi) == (table.lo_year, table.hi_year):
                 return None
             if (lo, hi) != (current.lo_year, current.hi_year):
@@ -473,7 +476,10 @@ class _Timeline:
                 if start < table.hi_us:
                     return start
             table = self.grown(table, forward=True)
-        raise CalendarError(f"the calendar has no working time after {_iso(us)}")
+        raise CalendarError(
+            f"the calendar has no working time after {_iso(us, self.zone)} "
+            f"(looked up to the end of {self.last_year})"
+        )
 
     def previous_close(self, us: int) -> int:
         table: _Table | None = self.covering(us)
@@ -486,7 +492,10 @@ class _Timeline:
                 if end > table.lo_us:
                     return end
             table = self.grown(table, forward=False)
-        raise CalendarError(f"the calendar has no working time before {_iso(us)}")
+        raise CalendarError(
+            f"the calendar has no working time before {_iso(us, self.zone)} "
+            f"(looked back to the start of {self.first_year})"
+        )
 
     def add(self, us: int, amount: int) -> int:
         table = self.table
@@ -517,7 +526,7 @@ class _Timeline:
                 table = self.grown(table, forward=True)
             raise CalendarError(
                 f"the calendar has less than {_ONE_US * amount} of working "
-                f"time after {_iso(start)} (looked up to the end of {LAST_YEAR})"
+                f"time after {_iso(start, self.zone)} (looked up to the end of {self.last_year})"
             )
         end = self.previous_close(us)
         table = self.covering(end)
@@ -532,7 +541,7 @@ class _Timeline:
             table = self.grown(table, forward=False)
         raise CalendarError(
             f"the calendar has less than {-_ONE_US * amount} of working "
-            f"time before {_iso(end)} (looked back to the start of {FIRST_YEAR})"
+            f"time before {_iso(end, self.zone)} (looked back to the start of {self.first_year})"
         )
 
     def elapsed(self, a: int, b: int) -> int:
@@ -606,6 +615,12 @@ def _country_days(
     )
 
 
+@cache
+def _country_last_year(country: str, subdiv: str | None) -> int:
+    """The last year the holidays package knows a country's holidays for."""
+    return int(holidays_package.country_holidays(country, subdiv=subdiv).end_year)
+
+
 def _to_us(t: datetime, what: str = "t") -> int:
     """Epoch microseconds of an aware datetime (exact)."""
     try:
@@ -627,9 +642,9 @@ def _utc(us: int) -> datetime:
     return _EPOCH + _ONE_US * us
 
 
-def _iso(us: int) -> str:
+def _iso(us: int, zone: ZoneInfo) -> str:
     try:
-        return _utc(us).isoformat()
+        return _utc(us).astimezone(zone).isoformat()
     except OverflowError:
         return f"{us} µs after the epoch"
 
