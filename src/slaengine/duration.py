@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?[smhw])+$|^\d+d$")
@@ -24,6 +26,15 @@ class Duration(BaseModel):
     text: str
     seconds: int | None = None
     days: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        # In YAML a duration is written as text (``4h``); parse it here so
+        # that errors carry the key they were written under.
+        if isinstance(data, (str, int, float)) and not isinstance(data, bool):
+            return parse_duration(data).model_dump()
+        return data
 
     @property
     def timedelta(self) -> timedelta | None:

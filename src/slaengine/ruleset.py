@@ -26,7 +26,7 @@ from slaengine.condition import (
     parse_when,
 )
 from slaengine.decision import Route
-from slaengine.duration import Duration, parse_duration
+from slaengine.duration import Duration
 from slaengine.errors import CalendarError, RulesetError, RulesetErrors
 from slaengine.escalation import EscalationPlan
 from slaengine.metric import MetricDefinition
@@ -112,13 +112,6 @@ class Outcome(BaseModel):
     escalation_plan: str | None = None
     penalty_class: str | None = None
     tags: list[str] = Field(default_factory=list)
-
-    @field_validator("targets", mode="before")
-    @classmethod
-    def _durations(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        return {k: v if isinstance(v, Duration) else parse_duration(v) for k, v in value.items()}
 
 
 class Rule(BaseModel):

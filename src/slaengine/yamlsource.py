@@ -23,6 +23,10 @@ MAX_NODES = 500_000
 
 Path_ = tuple[str | int, ...]
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+# libyaml's parser when PyYAML was built with it (about 10x faster), else Python's.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def format_path(path: Path_) -> str:
     """``("rules", 3, "then")`` -> ``rules[3].then``."""
@@ -79,6 +83,8 @@ class _Builder:
         if self.count > MAX_NODES:
             raise self._fail(node, f"document expands to more than {MAX_NODES} nodes", path)
         self.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.tag not in _PLAIN_TAGS:
+            raise self._fail(node, f"not allowed: the YAML tag {node.tag!r}", path)
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)
             result: dict[Any, Any] = {}
@@ -108,7 +114,7 @@ class _Builder:
 def read_yaml(text: str, file: str = "<string>") -> Located:
     """Parse one YAML document into data plus locations; YAML errors become RulesetError."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

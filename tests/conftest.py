@@ -1,0 +1,54 @@
+"""Shared fixtures: the shipped rulesets and a way to write small rulesets."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slaengine.engine import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+RULESETS = ROOT / "rulesets"
+
+MINIMAL = """\
+name: tiny
+version: 1.0.0
+effective_from: 2026-01-01
+timezone: Asia/Shanghai
+vocabularies:
+  severity: [urgent, general]
+metrics:
+  resolution: {stop: [resolved]}
+tables:
+  - name: targets
+    rules:
+      - name: urgent
+        when: {severity: urgent}
+        then: {priority: P1, calendar: always, targets: {resolution: 4h}}
+      - name: general
+        when: {severity: general}
+        then: {priority: P3, calendar: always, targets: {resolution: 2d}}
+"""
+
+
+@pytest.fixture(scope="session")
+def shipped() -> Iterator[Engine]:
+    """An engine over the repository's shipped rulesets."""
+    with Engine.from_directory(RULESETS) as engine:
+        yield engine
+
+
+@pytest.fixture
+def write(tmp_path: Path):
+    """write("dir/file.yaml", text) -> Path, with the text dedented."""
+
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return _write
