@@ -503,6 +503,24 @@ def test_periodic_updates_with_one_late_cycle() -> None:
     ]
 
 
+def test_each_start_event_of_a_periodic_metric_meets_the_cycle_and_begins_the_next() -> None:
+    # The shipped rulesets write next_update this way: any reply restarts it.
+    metrics = {
+        "next_update": MetricDefinition.model_validate(
+            {"kind": "periodic", "start": ["created", "agent_replied"], "stop": ["resolved"]}
+        )
+    }
+    steps = (
+        created("Mon 23 Nov 08:00", "urgent"),
+        reply("Mon 23 Nov 09:00", public=False),
+        reply("Mon 23 Nov 11:30"),
+        ("Mon 23 Nov 12:00", "resolved"),
+    )
+    s = status("Mon 23 Nov 18:00", ExamplePolicy(metrics=metrics), *steps)["next_update"]
+    assert (s.state, s.cycle, s.met_at) == ("met", 3, t("Mon 23 Nov 12:00"))
+    assert [h.outcome for h in s.history] == ["met", "breached"]
+
+
 def test_resolving_ends_the_update_cycle_and_a_later_note_starts_none() -> None:
     steps = (
         created("Mon 23 Nov 08:00", "urgent"),

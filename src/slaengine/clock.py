@@ -26,8 +26,9 @@ How the events drive the clocks:
   pauses.
 - Per metric, an event is checked in this order: ``pause``/``resume``
   events, ``stop`` (met), ``cancel``, ``reset`` (a new cycle), ``start``
-  (a first cycle; in a periodic metric, a new cycle when none runs) and,
-  for a ``reopened`` event, the definition's ``on_reopen``. Then the clock
+  (the first cycle; in a periodic metric every start event begins a fresh
+  cycle and meets the running one) and, for a ``reopened`` event that
+  started nothing, the definition's ``on_reopen``. Then the clock
   pauses or runs as the ticket's status (``pause_statuses``) and the pause
   events say. No cycle starts while the status is one of the definition's
   ``inactive_statuses`` (by default resolved and closed).
@@ -507,40 +508,38 @@ class _Metric:
     def on_event(self, event: TicketEvent, status: str, timeline: _Timeline) -> None:
         spec = self.spec
         at = event.at
-        cycle = self.cycle
         if event.type in spec.types:
             if _matches(spec.pause, event):
                 self.event_paused = True
             if _matches(spec.resume, event):
                 self.event_paused = False
             paused = self.event_paused or status in spec.pause_statuses
-            active = cycle is not None and cycle.active
-            if active and _matches(spec.stop, event):
-                cycle.stop(at, "met")  # type: ignore[union-attr]
-                active = False
-            elif active and _matches(spec.cancel, event):
-                cycle.stop(at, "cancelled")  # type: ignore[union-attr]
-                active = False
+            cycle = self.cycle
+            if cycle is not None and cycle.active:
+                if _matches(spec.stop, event):
+                    cycle.stop(at, "met")
+                elif _matches(spec.cancel, event):
+                    cycle.stop(at, "cancelled")
             may_start = status not in spec.inactive_statuses
             if may_start and _matches(spec.reset, event):
-                if active:
-                    cycle.stop(at, "cancelled")  # type: ignore[union-attr]
+                if cycle is not None and cycle.active:
+                    cycle.stop(at, "cancelled")
                 self._new_cycle(at, paused, timeline)
-            elif (
-                may_start
-                and not active
-                and (cycle is None or spec.kind == "periodic")
-                and _matches(spec.start, event)
-            ):
-                self._new_cycle(at, paused, timeline)
-            elif event.type == "reopened" and cycle is not None and not active:
+            elif may_start and _matches(spec.start, event):
+                if cycle is None:
+                    self._new_cycle(at, paused, timeline)
+                elif spec.kind == "periodic":
+                    if cycle.active:
+                        cycle.stop(at, "met")  # the start of the next update meets this one
+                    self._new_cycle(at, paused, timeline)
+            elif event.type == "reopened" and cycle is not None and not cycle.active:
                 if spec.on_reopen == "resume":
                     cycle.reopen(at, paused)
                 elif spec.on_reopen == "new_cycle":
                     self._new_cycle(at, paused, timeline)
-            cycle = self.cycle
         else:
             paused = self.event_paused or status in spec.pause_statuses
+        cycle = self.cycle
         if cycle is not None and cycle.active:
             if paused:
                 cycle.pause(at)

@@ -38,8 +38,8 @@ class MetricDefinition(BaseModel):
     - ``kind``: ``single`` (one cycle, e.g. first_response, resolution) or
       ``periodic`` (each start event begins a fresh cycle, e.g. next_update);
     - ``start`` / ``stop``: events that start and stop (meet) the clock; in a
-      periodic metric an event that matches both meets the running cycle and
-      starts the next one;
+      periodic metric each start event meets the running cycle and starts
+      the next one;
     - ``cancel``: events that end a running cycle without meeting it (e.g.
       ``resolved`` for next_update); a cycle already past due stays breached;
     - ``pause_statuses``: while the ticket status is one of these, the clock
