@@ -85,8 +85,8 @@ def test_urgent_fault_runs_on_the_7x24_clock_on_saturday_night(shipped):
 def test_collect_table_tightens_gold_response_and_tags_it(shipped):
     d = shipped.evaluate(ticket(contract="CN-NORTHWIND-LOGISTICS-2026"))
     assert d.targets["first_response"].target == "15m"
-    assert d.matched_rules == ["serious", "gold-to-named-engineers", "gold-faster-answer"]
-    assert d.tags == ["gold"]
+    assert d.matched_rules == ("serious", "gold-to-named-engineers", "gold-faster-answer")
+    assert d.tags == ("gold",)
 
 
 def test_outside_hours_fact_is_derived_from_the_business_calendar(shipped):
@@ -152,7 +152,10 @@ def test_ticket_created_before_the_first_version_is_rejected(shipped):
 def test_chinese_labels_are_kept(shipped):
     vocab = shipped.library.get("standard-support").model.vocabularies["severity"]
     assert [vocab.label(v) for v in ("urgent", "serious", "general", "consultation")] == [
-        "紧急", "严重", "一般", "咨询",
+        "紧急",
+        "严重",
+        "一般",
+        "咨询",
     ]
 
 
@@ -162,8 +165,10 @@ def test_decision_round_trips_through_json(shipped):
 
 
 def test_evaluate_many_equals_evaluate_one_by_one(shipped):
-    tickets = [ticket(id=f"T-{i}", severity=s) for i, s in enumerate(
-        ["urgent", "serious", "general", "consultation"] * 3)]
+    tickets = [
+        ticket(id=f"T-{i}", severity=s)
+        for i, s in enumerate(["urgent", "serious", "general", "consultation"] * 3)
+    ]
     assert shipped.evaluate_many(tickets) == [shipped.evaluate(t) for t in tickets]
 
 
@@ -183,8 +188,10 @@ def test_explain_lists_every_rule_and_the_failing_test(shipped):
 
 
 def test_evaluation_from_several_threads_is_consistent(shipped):
-    tickets = [ticket(id=f"T-{i}", created_at=f"2026-11-{10 + i % 10}T{8 + i % 12:02d}:00:00+08:00")
-               for i in range(200)]
+    tickets = [
+        ticket(id=f"T-{i}", created_at=f"2026-11-{10 + i % 10}T{8 + i % 12:02d}:00:00+08:00")
+        for i in range(200)
+    ]
     expected = [shipped.evaluate(t) for t in tickets]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         got = list(pool.map(shipped.evaluate, tickets))
@@ -197,7 +204,10 @@ def small_engine(text: str) -> Engine:
 
 def test_first_table_without_default_and_no_match_says_so():
     text = MINIMAL.replace("[urgent, general]", "[urgent, general, low]")
-    with small_engine(text) as engine, pytest.raises(NoRuleMatched, match="no rule of table 'targets'"):
+    with (
+        small_engine(text) as engine,
+        pytest.raises(NoRuleMatched, match="no rule of table 'targets'"),
+    ):
         engine.evaluate(ticket(severity="low", contract=None), ruleset="tiny")
 
 

@@ -12,16 +12,25 @@ from slaengine.matcher import CHUNK_RULES
 def generated_ruleset(rules: int) -> str:
     """A ruleset with one ``first`` table of ``rules`` customer-specific rules."""
     lines = [
-        "name: big", "version: 1.0.0", "effective_from: 2026-01-01", "timezone: UTC",
-        "vocabularies:", "  severity: [urgent, general]",
-        "metrics:", "  resolution: {stop: [resolved]}",
-        "tables:", "  - name: by-customer", "    hit: first", "    rules:",
+        "name: big",
+        "version: 1.0.0",
+        "effective_from: 2026-01-01",
+        "timezone: UTC",
+        "vocabularies:",
+        "  severity: [urgent, general]",
+        "metrics:",
+        "  resolution: {stop: [resolved]}",
+        "tables:",
+        "  - name: by-customer",
+        "    hit: first",
+        "    rules:",
     ]
     for i in range(rules):
         lines += [
             f"      - name: customer-{i}",
             f"        when: {{customer: c{i}, severity: [urgent, general]}}",
-            f"        then: {{priority: P{i}, calendar: always, targets: {{resolution: {i % 48 + 1}h}}}}",
+            f"        then: {{priority: P{i}, calendar: always,",
+            f"                targets: {{resolution: {i % 48 + 1}h}}}}",
         ]
     lines += ["    default: {priority: none}"]
     return "\n".join(lines) + "\n"
@@ -42,11 +51,11 @@ SCRIPT = textwrap.dedent("""
     for i in (0, 249, 250, 251, 1000, 1999):
         d = engine.evaluate({{"id": "t", "customer": f"c{{i}}", "severity": "general",
                               "created_at": "2026-05-01T00:00:00Z"}}, ruleset="big")
-        assert d.matched_rules == [f"customer-{{i}}"], d.matched_rules
+        assert d.matched_rules == (f"customer-{{i}}",), d.matched_rules
         assert d.priority == f"P{{i}}"
     d = engine.evaluate({{"id": "t", "customer": "c2000", "severity": "general",
                           "created_at": "2026-05-01T00:00:00Z"}}, ruleset="big")
-    assert d.matched_rules == [] and d.priority == "none"
+    assert d.matched_rules == () and d.priority == "none"
     engine.close()
     print("ok")
 """)
@@ -59,7 +68,9 @@ def test_a_2000_rule_table_compiles_in_chunks_and_matches_every_chunk(tmp_path):
     # A hang would be the failure mode: run in a child process with a deadline.
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(root=root)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")

@@ -25,7 +25,12 @@ def test_minimal_ruleset_loads_with_a_revision(write):
 
 def test_revision_ignores_comments_and_formatting_but_not_content(write):
     a = load_ruleset_file(write("a.yaml", MINIMAL))
-    b = load_ruleset_file(write("b.yaml", "# a comment\n" + MINIMAL.replace("[urgent, general]", "\n    - urgent\n    - general")))
+    b = load_ruleset_file(
+        write(
+            "b.yaml",
+            "# a comment\n" + MINIMAL.replace("[urgent, general]", "\n    - urgent\n    - general"),
+        )
+    )
     c = load_ruleset_file(write("c.yaml", MINIMAL.replace("4h", "5h")))
     assert a.revision == b.revision
     assert a.revision != c.revision
@@ -40,14 +45,20 @@ def test_bad_duration_names_file_line_column_and_key_path(write):
 
 
 def test_unknown_key_is_an_error_at_that_key(write):
-    path = write("tiny.yaml", MINIMAL.replace("        when: {severity: urgent}", "        wehn: {severity: urgent}"))
+    path = write(
+        "tiny.yaml",
+        MINIMAL.replace("        when: {severity: urgent}", "        wehn: {severity: urgent}"),
+    )
     [message] = errors_of(path)
     assert f"{path}:13:9: tables[0].rules[0].wehn: unknown key 'wehn'" == message
 
 
 def test_undeclared_severity_calendar_metric_and_plan_are_all_reported(write):
     text = MINIMAL.replace("when: {severity: urgent}", "when: {severity: critical}")
-    text = text.replace("calendar: always, targets: {resolution: 4h}", "calendar: office, targets: {respond: 4h}, escalation_plan: loud")
+    text = text.replace(
+        "calendar: always, targets: {resolution: 4h}",
+        "calendar: office, targets: {respond: 4h}, escalation_plan: loud",
+    )
     messages = errors_of(write("tiny.yaml", text))
     joined = "\n".join(messages)
     assert len(messages) == 4
@@ -76,24 +87,35 @@ def test_yaml_object_tags_are_refused_not_executed(write, tmp_path):
 
 
 def test_duplicate_yaml_keys_are_an_error(write):
-    [message] = errors_of(write("tiny.yaml", MINIMAL.replace("version: 1.0.0", "version: 1.0.0\nversion: 1.0.1")))
+    [message] = errors_of(
+        write("tiny.yaml", MINIMAL.replace("version: 1.0.0", "version: 1.0.0\nversion: 1.0.1"))
+    )
     assert "duplicate key 'version'" in message
 
 
 def test_naive_effective_datetime_is_an_error(write):
-    [message] = errors_of(write("tiny.yaml", MINIMAL.replace("effective_from: 2026-01-01", "effective_from: 2026-01-01 09:00:00")))
+    [message] = errors_of(
+        write(
+            "tiny.yaml",
+            MINIMAL.replace("effective_from: 2026-01-01", "effective_from: 2026-01-01 09:00:00"),
+        )
+    )
     assert "effective_from has no timezone" in message
 
 
 def test_bad_version_and_timezone_are_errors(write):
-    text = MINIMAL.replace("version: 1.0.0", "version: one").replace("Asia/Shanghai", "Mars/Olympus")
+    text = MINIMAL.replace("version: 1.0.0", "version: one").replace(
+        "Asia/Shanghai", "Mars/Olympus"
+    )
     joined = "\n".join(errors_of(write("tiny.yaml", text)))
     assert "'one' is not a semantic version" in joined
     assert "unknown timezone 'Mars/Olympus'" in joined
 
 
 def test_rules_may_not_test_reserved_id(write):
-    [message] = errors_of(write("tiny.yaml", MINIMAL.replace("when: {severity: urgent}", "when: {id: T1}")))
+    [message] = errors_of(
+        write("tiny.yaml", MINIMAL.replace("when: {severity: urgent}", "when: {id: T1}"))
+    )
     assert "rules cannot test 'id'" in message
 
 
@@ -106,7 +128,10 @@ def test_unknown_operator_and_bad_regex_are_errors(write):
 
 
 def test_bad_calendar_spec_is_reported_under_calendars(write):
-    text = MINIMAL.replace("metrics:", "calendars:\n  office: {timezone: Asia/Shanghai, hours: {mon: ['25:00-26:00']}}\nmetrics:")
+    text = MINIMAL.replace(
+        "metrics:",
+        "calendars:\n  office: {timezone: Asia/Shanghai, hours: {mon: ['25:00-26:00']}}\nmetrics:",
+    )
     [message] = errors_of(write("tiny.yaml", text))
     assert "calendars.office" in message and "25:00" in message
 
@@ -119,7 +144,12 @@ def test_oversized_file_is_refused_before_parsing(write):
 
 def test_directory_reports_errors_from_every_file_at_once(write, tmp_path):
     write("a/1.0.0.yaml", MINIMAL.replace("4h", "4 hours"))
-    write("b/1.0.0.yaml", MINIMAL.replace("name: tiny", "name: other").replace("severity: urgent}", "severity: nope}"))
+    write(
+        "b/1.0.0.yaml",
+        MINIMAL.replace("name: tiny", "name: other").replace(
+            "severity: urgent}", "severity: nope}"
+        ),
+    )
     with pytest.raises(RulesetErrors) as info:
         load_directory(tmp_path)
     files = {Path(e.file).parent.name for e in info.value.errors}
@@ -136,11 +166,14 @@ def test_two_versions_with_the_same_effective_date_are_an_error(write, tmp_path)
 
 def test_contract_naming_an_unknown_ruleset_or_version_is_an_error(write, tmp_path):
     write("tiny/1.0.0.yaml", MINIMAL)
-    write("contracts.yaml", """\
+    write(
+        "contracts.yaml",
+        """\
         contracts:
           - {id: C1, customer: acme, ruleset: nope}
           - {id: C2, customer: beta, ruleset: tiny, version: 9.9.9}
-        """)
+        """,
+    )
     with pytest.raises(RulesetErrors) as info:
         load_directory(tmp_path)
     text = str(info.value)
@@ -150,6 +183,8 @@ def test_contract_naming_an_unknown_ruleset_or_version_is_an_error(write, tmp_pa
 def test_shipped_rulesets_validate(shipped):
     names = {(r.name, r.version) for r in shipped.rulesets()}
     assert names == {
-        ("standard-support", "1.0.0"), ("standard-support", "2.0.0"),
-        ("premium-7x24", "1.0.0"), ("premium-7x24", "1.1.0"),
+        ("standard-support", "1.0.0"),
+        ("standard-support", "2.0.0"),
+        ("premium-7x24", "1.0.0"),
+        ("premium-7x24", "1.1.0"),
     }

@@ -38,20 +38,23 @@ def read_records(source: str, stdin: TextIO | None = None) -> Iterator[tuple[int
                 yield from _whole(head + handle.read(), number, array=False)
                 return
             yield number, ValueError("not valid JSON")
-        for number, line in enumerate(handle, start=number + 1):
+        for index, line in enumerate(handle, start=number + 1):
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
+                yield index, json.loads(line)
             except json.JSONDecodeError as exc:
-                yield number, ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})")
+                yield index, ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})")
 
 
 def _whole(text: str, first_line: int, array: bool) -> Iterator[tuple[int, Any]]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        yield first_line + exc.lineno - 1, ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})")
+        yield (
+            first_line + exc.lineno - 1,
+            ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})"),
+        )
         return
     if array and isinstance(value, list):
         for i, record in enumerate(value):
@@ -82,7 +85,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if path.is_dir():
                 library = load_directory(path)
                 count = len(library.all())
-                print(f"{path}: {count} ruleset version(s), {len(library.contracts)} contract(s) OK")
+                print(
+                    f"{path}: {count} ruleset version(s), {len(library.contracts)} contract(s) OK"
+                )
             else:
                 rs = load_ruleset_file(path)
                 print(f"{path}: {rs.ref} OK")
@@ -127,8 +132,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 failures += 1
                 where = f"{source}:{line}"
                 ident = record.get("id") if isinstance(record, dict) else None
-                print(json.dumps({"input": where, "ticket_id": ident, "error": str(exc)},
-                                 ensure_ascii=False), file=sys.stderr)
+                print(
+                    json.dumps(
+                        {"input": where, "ticket_id": ident, "error": str(exc)}, ensure_ascii=False
+                    ),
+                    file=sys.stderr,
+                )
                 continue
             print(decision.model_dump_json())
     if failures:

@@ -24,8 +24,20 @@ from dataclasses import dataclass
 from typing import Any
 
 OPERATORS = (
-    "eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "between",
-    "at_least", "at_most", "matches", "contains", "exists",
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "between",
+    "at_least",
+    "at_most",
+    "matches",
+    "contains",
+    "exists",
 )
 NUMERIC_OPS = ("lt", "le", "gt", "ge", "between")
 ORDER_OPS = ("at_least", "at_most")
@@ -192,9 +204,7 @@ def holds(test: Test, value: Any, rank: dict[str, int] | None = None) -> bool:
         return False
     if op == "between":
         return bool(arg[0] <= value <= arg[1])
-    return bool(
-        {"lt": value < arg, "le": value <= arg, "gt": value > arg, "ge": value >= arg}[op]
-    )
+    return bool({"lt": value < arg, "le": value <= arg, "gt": value > arg, "ge": value >= arg}[op])
 
 
 MISSING = _MISSING

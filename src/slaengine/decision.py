@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,17 +43,38 @@ class Decision(BaseModel):
     ruleset: str
     version: str
     revision: str
-    matched_rules: list[str] = Field(default_factory=list)
+    matched_rules: tuple[str, ...] = ()
     priority: str | None = None
     calendar: str | None = None
     targets: dict[str, MetricTarget] = Field(default_factory=dict)
     route: Route | None = None
     escalation_plan: str | None = None
     penalty_class: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    explanation: list[str] = Field(default_factory=list)
+    tags: tuple[str, ...] = ()
+    explanation: tuple[str, ...] = ()
 
     @property
     def ruleset_ref(self) -> str:
         """``name@version+revision``: the exact policy this decision came from."""
         return f"{self.ruleset}@{self.version}+{self.revision}"
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def filled(template: _M, **changes: object) -> _M:
+    """A copy of a validated model with some fields replaced, without validation.
+
+    The engine builds one validated template per distinct rule match and
+    fills in each ticket's id and due times; pydantic's ``model_copy`` does
+    the same work about three times slower. Only for values whose types are
+    right by construction.
+    """
+    model = _new(type(template))
+    _set(model, "__dict__", {**template.__dict__, **changes})
+    _set(model, "__pydantic_fields_set__", template.__pydantic_fields_set__ | changes.keys())
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator

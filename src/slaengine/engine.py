@@ -23,14 +23,14 @@ from pydantic import BaseModel, ConfigDict
 from slaengine.calendar import Calendar
 from slaengine.compiler import Encoding, compile_condition, encoding_for
 from slaengine.condition import first_failure
-from slaengine.decision import Decision, MetricTarget, Route
+from slaengine.decision import Decision, MetricTarget, Route, filled
 from slaengine.errors import NoRuleMatched, SlaEngineError, TicketError
 from slaengine.escalation import EscalationPlan
 from slaengine.facts import FieldReader
 from slaengine.library import RulesetLibrary, load_directory
 from slaengine.matcher import CompiledRule, TableMatcher
 from slaengine.metric import MetricDefinition
-from slaengine.ruleset import CompiledRuleset, Outcome, Table
+from slaengine.ruleset import CompiledRuleset, Outcome
 from slaengine.ticket import Ticket, parse_ticket
 
 #: Distinct matching results kept per version before the cache starts over.
@@ -102,15 +102,52 @@ class _Merged:
 
 
 class _Match:
-    """The cached, ticket-independent part of a decision."""
+    """The cached, ticket-independent part of a decision.
 
-    __slots__ = ("rules", "merged", "explanation", "error")
+    ``decision`` and ``targets`` are templates: a ticket's decision is a copy
+    with its id and due times filled in.
+    """
+
+    __slots__ = ("rules", "merged", "explanation", "error", "decision", "targets", "durations")
 
     def __init__(self) -> None:
         self.rules: list[str] = []
         self.merged = _Merged()
         self.explanation: list[str] = []
         self.error: SlaEngineError | None = None
+        self.decision: Decision | None = None
+        self.targets: dict[str, MetricTarget] = {}
+        self.durations: list[tuple[str, int | None, int | None]] = []
+
+    def finish(self, rs: CompiledRuleset) -> None:
+        """Build the templates once the rules are merged."""
+        merged = self.merged
+        if merged.targets and merged.calendar is None and self.error is None:
+            self.error = NoRuleMatched(f"{rs.ref} set targets but no rule decided a calendar")
+        if self.error is not None:
+            return
+        for metric, duration in merged.targets.items():
+            self.durations.append((metric, duration.seconds, duration.days))
+            self.targets[metric] = MetricTarget(
+                target=duration.text,
+                seconds=duration.seconds,
+                days=duration.days,
+                calendar=merged.calendar,
+            )
+        self.decision = Decision(
+            ticket_id="-",
+            ruleset=rs.name,
+            version=rs.version,
+            revision=rs.revision,
+            matched_rules=tuple(self.rules),
+            priority=merged.priority,
+            calendar=merged.calendar,
+            route=Route(**merged.route) if merged.route else None,
+            escalation_plan=merged.plan,
+            penalty_class=merged.penalty,
+            tags=tuple(merged.tags),
+            explanation=tuple(self.explanation),
+        )
 
 
 class _Version:
@@ -133,11 +170,15 @@ class _Version:
             raise
         self.cache: dict[tuple[Any, ...], _Match] = {}
 
-    def match(self, message: dict[str, Any]) -> _Match:
-        key = tuple(sorted(message.items()))
+    def match(self, values: dict[str, Any]) -> _Match:
+        # The encoded message is exactly what the rules can see, so it is an
+        # exact cache key (its key order is fixed by the encoding).
+        message = self.encoding.message(values)
+        key = tuple(message.items())
         found = self.cache.get(key)
         if found is None:
             found = self._match(message)
+            found.finish(self.rs)
             if len(self.cache) >= CACHE_SIZE:
                 self.cache.clear()
             self.cache[key] = found
@@ -209,14 +250,13 @@ class Engine:
 
     # -- evaluation -------------------------------------------------------
 
-    def version_for(
-        self, ticket: Ticket, ruleset: str | None = None, version: str | None = None
-    ) -> CompiledRuleset:
-        """The ruleset version that judges ``ticket``.
-
-        An explicit ``ruleset``/``version`` wins; else the ticket's contract
-        (its pinned version, or the version in force at ``created_at``).
-        """
+    def _prepare(
+        self, ticket: Ticket | Mapping[str, Any], ruleset: str | None, version: str | None
+    ) -> tuple[Ticket, _Version, dict[str, Any] | None]:
+        """Parse the ticket and find its version and its contract's overrides (the tier)."""
+        ticket = parse_ticket(ticket)
+        overrides = None
+        contract = None
         if ruleset is None:
             contract = self.library.contract_for(ticket.contract, ticket.customer)
             if contract is None:
@@ -224,23 +264,20 @@ class Engine:
                     "the ticket names no known contract or customer; give 'contract'", "contract"
                 )
             ruleset, version = contract.ruleset, version or contract.version
+            if contract.tier is not None:
+                # The contract is authoritative for the tier.
+                if ticket.tier is not None and ticket.tier != contract.tier:
+                    raise TicketError(
+                        f"{ticket.tier!r} contradicts contract {contract.id}, which is tier "
+                        f"{contract.tier!r}",
+                        "tier",
+                    )
+                overrides = {"tier": contract.tier}
         if version is not None:
-            return self.library.get(ruleset, version)
-        return self.library.in_force(ruleset, ticket.created_at)
-
-    def _with_contract(self, ticket: Ticket) -> Ticket:
-        # The contract is authoritative for the tier; a contradicting ticket is an error.
-        contract = self.library.contract_for(ticket.contract, ticket.customer)
-        if contract is None or contract.tier is None:
-            return ticket
-        if ticket.tier is not None and ticket.tier != contract.tier:
-            raise TicketError(
-                f"{ticket.tier!r} contradicts contract {contract.id}, which is tier {contract.tier!r}",
-                "tier",
-            )
-        if ticket.tier == contract.tier and ticket.contract == contract.id:
-            return ticket
-        return ticket.model_copy(update={"tier": contract.tier, "contract": contract.id})
+            rs = self.library.get(ruleset, version)
+        else:
+            rs = self.library.in_force(ruleset, ticket.created_at)
+        return ticket, self._versions[(rs.name, rs.version)], overrides
 
     def evaluate(
         self,
@@ -250,18 +287,36 @@ class Engine:
         ruleset: str | None = None,
         version: str | None = None,
     ) -> Decision:
-        """Decide one ticket. Raises TicketError for bad input, NoRuleMatched when no rule applies."""
-        ticket = self._with_contract(parse_ticket(ticket))
-        rs = self.version_for(ticket, ruleset, version)
-        compiled = self._versions[(rs.name, rs.version)]
-        values = compiled.reader.read(ticket, dict(facts) if facts else None)
-        match = compiled.match(compiled.encoding.message(values))
-        if match.error is not None:
-            raise type(match.error)(f"ticket {ticket.id}: {match.error}")
-        return self._decision(ticket, compiled, match)
+        """Decide one ticket.
+
+        An explicit ``ruleset`` (and ``version``) wins; else the ticket's
+        contract decides: its pinned version, or the version in force at
+        ``created_at``. Raises TicketError for bad input and NoRuleMatched
+        when no rule applies.
+        """
+        ticket, compiled, overrides = self._prepare(ticket, ruleset, version)
+        values = compiled.reader.read(ticket, dict(facts) if facts else None, overrides)
+        match = compiled.match(values)
+        if match.decision is None:
+            raise NoRuleMatched(f"ticket {ticket.id}: {match.error}")
+        created = ticket.created_at
+        calendars = compiled.rs.calendars
+        targets = {}
+        for metric, seconds, days in match.durations:
+            template = match.targets[metric]
+            calendar = calendars[template.calendar]
+            if days is not None:
+                due = calendar.add_days(created, days)
+            else:
+                due = calendar.add(created, timedelta(seconds=seconds))
+            targets[metric] = filled(template, due_at=due)
+        return filled(match.decision, ticket_id=ticket.id, targets=targets)
 
     def evaluate_many(
-        self, tickets: Iterable[Ticket | Mapping[str, Any]], *, facts: Mapping[str, Any] | None = None
+        self,
+        tickets: Iterable[Ticket | Mapping[str, Any]],
+        *,
+        facts: Mapping[str, Any] | None = None,
     ) -> list[Decision]:
         """Decide a batch; the first bad ticket raises (with its position in the batch)."""
         decisions = []
@@ -269,51 +324,18 @@ class Engine:
             try:
                 decisions.append(self.evaluate(ticket, facts=facts))
             except TicketError as exc:
-                raise TicketError(exc.message, f"[{i}].{exc.path}" if exc.path else f"[{i}]") from None
+                raise TicketError(
+                    exc.message, f"[{i}].{exc.path}" if exc.path else f"[{i}]"
+                ) from None
         return decisions
-
-    def _decision(self, ticket: Ticket, compiled: _Version, match: _Match) -> Decision:
-        rs, merged = compiled.rs, match.merged
-        targets: dict[str, MetricTarget] = {}
-        if merged.targets:
-            if merged.calendar is None:
-                raise NoRuleMatched(
-                    f"ticket {ticket.id}: {rs.ref} set targets but no rule decided a calendar"
-                )
-            calendar = rs.calendars[merged.calendar]
-            for metric, duration in merged.targets.items():
-                if duration.days is not None:
-                    due = calendar.add_days(ticket.created_at, duration.days)
-                else:
-                    due = calendar.add(ticket.created_at, timedelta(seconds=duration.seconds))
-                targets[metric] = MetricTarget.model_construct(
-                    target=duration.text, seconds=duration.seconds, days=duration.days,
-                    calendar=merged.calendar, due_at=due,
-                )
-        return Decision.model_construct(
-            ticket_id=ticket.id,
-            ruleset=rs.name,
-            version=rs.version,
-            revision=rs.revision,
-            matched_rules=list(match.rules),
-            priority=merged.priority,
-            calendar=merged.calendar,
-            targets=targets,
-            route=Route(**merged.route) if merged.route else None,
-            escalation_plan=merged.plan,
-            penalty_class=merged.penalty,
-            tags=list(merged.tags),
-            explanation=list(match.explanation),
-        )
 
     def explain(
         self, ticket: Ticket | Mapping[str, Any], *, facts: Mapping[str, Any] | None = None
     ) -> Explanation:
         """Every rule of every table for this ticket: matched or not, and the test that failed."""
-        ticket = self._with_contract(parse_ticket(ticket))
-        rs = self.version_for(ticket)
-        compiled = self._versions[(rs.name, rs.version)]
-        values = compiled.reader.read(ticket, dict(facts) if facts else None)
+        ticket, compiled, overrides = self._prepare(ticket, None, None)
+        rs = compiled.rs
+        values = compiled.reader.read(ticket, dict(facts) if facts else None, overrides)
         decision = self.evaluate(ticket, facts=facts)
         applied = set(decision.matched_rules)
         traces = []
@@ -324,21 +346,34 @@ class Engine:
                 if failed is not None:
                     actual = values.get(failed.field, "(missing)")
                     failed_text = f"{failed.describe()} — ticket has {actual!r}"
-                traces.append(RuleTrace(
-                    table=table.name, rule=rule.name, line=rs.lines.get((ti, ri)),
-                    matched=ok, applied=rule.name in applied, failed=failed_text,
-                ))
+                traces.append(
+                    RuleTrace(
+                        table=table.name,
+                        rule=rule.name,
+                        line=rs.lines.get((ti, ri)),
+                        matched=ok,
+                        applied=rule.name in applied,
+                        failed=failed_text,
+                    )
+                )
         return Explanation(
-            ticket_id=ticket.id, ruleset=rs.ref, source=rs.source, values=values,
-            rules=traces, decision=decision,
+            ticket_id=ticket.id,
+            ruleset=rs.ref,
+            source=rs.source,
+            values=values,
+            rules=traces,
+            decision=decision,
         )
 
     def rulesets(self) -> list[RulesetInfo]:
         """Every loaded version: name, version, effective date, revision, source file."""
         return [
             RulesetInfo(
-                name=rs.name, version=rs.version, effective_from=rs.model.effective_from,
-                revision=rs.revision, source=rs.source,
+                name=rs.name,
+                version=rs.version,
+                effective_from=rs.model.effective_from,
+                revision=rs.revision,
+                source=rs.source,
                 rules=sum(len(t.rules) for t in rs.model.tables),
             )
             for rs in self.library.all()
@@ -370,11 +405,3 @@ class Engine:
     def retarget(self, decision: Decision) -> Literal["from_start", "from_change"]:
         """ClockPolicy: the ruleset's re-targeting setting."""
         return self._ruleset_of(decision).model.settings.retarget
-
-
-def table_of(rs: CompiledRuleset, rule_name: str) -> Table | None:
-    """The table holding a rule of that name."""
-    for table in rs.model.tables:
-        if any(r.name == rule_name for r in table.rules):
-            return table
-    return None

@@ -62,9 +62,7 @@ class RulesetErrors(SlaEngineError, ValueError):
 
     def __init__(self, errors: list[RulesetError]) -> None:
         self.errors = errors
-        super().__init__(
-            f"{len(errors)} ruleset error(s):\n" + "\n".join(str(e) for e in errors)
-        )
+        super().__init__(f"{len(errors)} ruleset error(s):\n" + "\n".join(str(e) for e in errors))
 
 
 class NoRuleMatched(SlaEngineError):

@@ -9,6 +9,7 @@ CAL open then?) and ``holiday.CAL`` (is that local date a holiday of CAL?).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,73 +26,90 @@ class FieldReader:
         self.ruleset = ruleset
         self.zone = ZoneInfo(ruleset.model.timezone)
         tests = [t for c in ruleset.conditions.values() for t in iter_tests(c)]
-        self.fields = sorted({t.field for t in tests})
+        fields = sorted({t.field for t in tests})
         self.numeric = {t.field for t in tests if t.op in NUMERIC_OPS} | {
-            t.field for t in tests
+            t.field
+            for t in tests
             if t.op in ("eq", "ne", "in", "not_in")
             and all(_is_number(v) for v in (t.value if isinstance(t.value, tuple) else (t.value,)))
         }
-        self.list_fields = {
-            t.field for t in tests if t.op == "contains"
-        } - {t.field for t in tests if t.op not in ("contains", "exists")}
-        self.vocabularies = ruleset.model.vocabularies
+        self.list_fields = {t.field for t in tests if t.op == "contains"} - {
+            t.field for t in tests if t.op not in ("contains", "exists")
+        }
+        self.getters = [(name, self._getter(name)) for name in fields]
+        self.vocabularies = [
+            (name, self._getter(name), frozenset(vocab.rank), vocab.required, ", ".join(vocab.rank))
+            for name, vocab in ruleset.model.vocabularies.items()
+            if name != "priority"  # priority is an outcome, not a ticket field
+        ]
 
-    def read(self, ticket: Ticket, facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    def read(
+        self,
+        ticket: Ticket,
+        facts: dict[str, Any] | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Field -> value for every field the rules read (absent fields left out).
 
-        Raises TicketError (with the field path) for a value outside a declared
+        ``overrides`` replace ticket attributes (the contract's tier). Raises
+        TicketError (with the field path) for a value outside a declared
         vocabulary, a missing required vocabulary field, or a value of the
         wrong type for how the rules test it.
         """
-        for name, vocab in self.vocabularies.items():
-            if name == "priority":
-                continue
-            value = self._lookup(ticket, name, facts)
+        for name, get, allowed, required, listing in self.vocabularies:
+            value = overrides[name] if overrides and name in overrides else get(ticket, facts)
             if value is MISSING or value is None:
-                if vocab.required:
+                if required:
                     raise TicketError(
-                        f"missing; {self.ruleset.model.label} needs it (one of {', '.join(vocab.rank)})",
-                        name,
+                        f"missing; {self.ruleset.model.label} needs it (one of {listing})", name
                     )
-            elif value not in vocab.rank:
+            elif not isinstance(value, str) or value not in allowed:
                 raise TicketError(
                     f"{value!r} is not a declared {name} of {self.ruleset.model.label}; "
-                    f"use one of {', '.join(vocab.rank)}",
+                    f"use one of {listing}",
                     name,
                 )
         values: dict[str, Any] = {}
-        for name in self.fields:
-            value = self._lookup(ticket, name, facts)
+        for name, get in self.getters:
+            value = overrides[name] if overrides and name in overrides else get(ticket, facts)
             if value is MISSING or value is None:
                 continue
-            if isinstance(value, (list, tuple)) and name not in self.list_fields:
-                raise TicketError("must be a plain value (text, number or true/false)", name)
-            if isinstance(value, dict):
-                raise TicketError("must be a plain value or a list, not a mapping", name)
-            if name in self.numeric and not _is_number(value):
-                raise TicketError(f"{value!r} is not a number; the rules compare it as one", name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise TicketError(f"{value!r} is not a finite number", name)
+            if type(value) is not str:
+                self._check(name, value)
             values[name] = value
         return values
 
-    def _lookup(self, ticket: Ticket, name: str, facts: dict[str, Any] | None) -> Any:
+    def _check(self, name: str, value: Any) -> None:
+        if isinstance(value, (list, tuple)) and name not in self.list_fields:
+            raise TicketError("must be a plain value (text, number or true/false)", name)
+        if isinstance(value, dict):
+            raise TicketError("must be a plain value or a list, not a mapping", name)
+        if name in self.numeric and not _is_number(value):
+            raise TicketError(f"{value!r} is not a number; the rules compare it as one", name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TicketError(f"{value!r} is not a finite number", name)
+
+    def _getter(self, name: str) -> Callable[[Ticket, dict[str, Any] | None], Any]:
         if name.startswith("fields."):
-            return ticket.fields.get(name[7:], MISSING)
+            key = name[7:]
+            return lambda t, f: t.fields.get(key, MISSING)
         if name.startswith("facts."):
-            return (facts or {}).get(name[6:], MISSING)
+            key = name[6:]
+            return lambda t, f: (f or {}).get(key, MISSING)
         if name == "tags":
-            return list(ticket.tags)
+            return lambda t, f: list(t.tags)
+        zone = self.zone
         if name == "local_weekday":
-            return WEEKDAYS[ticket.created_at.astimezone(self.zone).weekday()]
+            return lambda t, f: WEEKDAYS[t.created_at.astimezone(zone).weekday()]
         if name == "local_hour":
-            return ticket.created_at.astimezone(self.zone).hour
+            return lambda t, f: t.created_at.astimezone(zone).hour
         if name.startswith("in_hours."):
-            return self.ruleset.calendars[name[9:]].is_open(ticket.created_at)
+            calendar = self.ruleset.calendars[name[9:]]
+            return lambda t, f: calendar.is_open(t.created_at)
         if name.startswith("holiday."):
             calendar = self.ruleset.calendars[name[8:]]
-            return calendar.is_holiday(ticket.created_at)
-        return getattr(ticket, name, MISSING)
+            return lambda t, f: calendar.is_holiday(t.created_at)
+        return lambda t, f: getattr(t, name, MISSING)
 
 
 def _is_number(value: Any) -> bool:

@@ -57,7 +57,9 @@ class RulesetLibrary:
             if rs.version == version:
                 return rs
         known = ", ".join(r.version for r in versions)
-        raise TicketError(f"ruleset {name!r} has no version {version!r}; loaded: {known}", "version")
+        raise TicketError(
+            f"ruleset {name!r} has no version {version!r}; loaded: {known}", "version"
+        )
 
     def in_force(self, name: str, at: datetime) -> CompiledRuleset:
         """The version of ``name`` in force at instant ``at``."""
@@ -140,49 +142,75 @@ def _load_contracts(file: Path) -> list[Contract]:
         raise RulesetErrors(_pydantic_errors(located, exc)) from None
 
 
-def _check_library(rulesets: list[CompiledRuleset], contracts: list[Contract]) -> list[RulesetError]:
+def _check_library(
+    rulesets: list[CompiledRuleset], contracts: list[Contract]
+) -> list[RulesetError]:
     errors: list[RulesetError] = []
     seen: dict[tuple[str, str], CompiledRuleset] = {}
     starts: dict[tuple[str, datetime], CompiledRuleset] = {}
     for rs in rulesets:
         other = seen.get((rs.name, rs.version))
         if other is not None:
-            errors.append(RulesetError(
-                f"{rs.model.label} is also defined in {other.source}", file=rs.source, path="version"
-            ))
+            errors.append(
+                RulesetError(
+                    f"{rs.model.label} is also defined in {other.source}",
+                    file=rs.source,
+                    path="version",
+                )
+            )
         seen[(rs.name, rs.version)] = rs
         start = rs.model.effective_from
         other = starts.get((rs.name, start))
         if other is not None and other.version != rs.version:
-            errors.append(RulesetError(
-                f"{rs.model.label} takes effect at the same instant ({start.isoformat()}) as "
-                f"version {other.version} ({other.source}); give each version its own effective_from",
-                file=rs.source, path="effective_from",
-            ))
+            errors.append(
+                RulesetError(
+                    f"{rs.model.label} takes effect at the same instant ({start.isoformat()}) as "
+                    f"version {other.version} ({other.source}); "
+                    "give each version its own effective_from",
+                    file=rs.source,
+                    path="effective_from",
+                )
+            )
         starts[(rs.name, start)] = rs
     ids: set[str] = set()
     for contract in contracts:
         where = f"contracts[{contract.id}]"
         if contract.id in ids:
-            errors.append(RulesetError(f"duplicate contract id {contract.id!r}", file=CONTRACTS_FILE, path=where))
+            errors.append(
+                RulesetError(
+                    f"duplicate contract id {contract.id!r}", file=CONTRACTS_FILE, path=where
+                )
+            )
         ids.add(contract.id)
         versions = [r for r in rulesets if r.name == contract.ruleset]
         if not versions:
-            errors.append(RulesetError(
-                f"contract {contract.id!r} names unknown ruleset {contract.ruleset!r}",
-                file=CONTRACTS_FILE, path=f"{where}.ruleset",
-            ))
+            errors.append(
+                RulesetError(
+                    f"contract {contract.id!r} names unknown ruleset {contract.ruleset!r}",
+                    file=CONTRACTS_FILE,
+                    path=f"{where}.ruleset",
+                )
+            )
             continue
         if contract.version and contract.version not in {r.version for r in versions}:
-            errors.append(RulesetError(
-                f"contract {contract.id!r} pins version {contract.version} of {contract.ruleset!r}, "
-                "which does not exist", file=CONTRACTS_FILE, path=f"{where}.version",
-            ))
+            errors.append(
+                RulesetError(
+                    f"contract {contract.id!r} pins version {contract.version} "
+                    f"of {contract.ruleset!r}, "
+                    "which does not exist",
+                    file=CONTRACTS_FILE,
+                    path=f"{where}.version",
+                )
+            )
         for rs in versions:
             tiers = rs.model.vocabularies.get("tier")
             if contract.tier and tiers and contract.tier not in tiers.rank:
-                errors.append(RulesetError(
-                    f"contract {contract.id!r} has tier {contract.tier!r}, not declared in {rs.model.label}",
-                    file=CONTRACTS_FILE, path=f"{where}.tier",
-                ))
+                errors.append(
+                    RulesetError(
+                        f"contract {contract.id!r} has tier {contract.tier!r}, "
+                        f"not declared in {rs.model.label}",
+                        file=CONTRACTS_FILE,
+                        path=f"{where}.tier",
+                    )
+                )
     return errors

@@ -7,6 +7,7 @@ with file, line, column and key path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -37,7 +38,15 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 #: Ticket attributes a rule may test, besides ``fields.*`` and ``facts.*``.
 TICKET_FIELDS = (
-    "severity", "tier", "contract", "customer", "product", "channel", "category", "status", "tags",
+    "severity",
+    "tier",
+    "contract",
+    "customer",
+    "product",
+    "channel",
+    "category",
+    "status",
+    "tags",
 )
 #: Facts derived from the ticket before matching (``in_hours.CAL`` and
 #: ``holiday.CAL`` name one of the ruleset's calendars).
@@ -186,7 +195,9 @@ class Ruleset(BaseModel):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as Asia/Shanghai")
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name such as Asia/Shanghai"
+            ) from None
         return value
 
     @model_validator(mode="before")
@@ -196,11 +207,15 @@ class Ruleset(BaseModel):
         if isinstance(data, dict):
             value = data.get("effective_from")
             zone = data.get("timezone")
-            if isinstance(value, date) and not isinstance(value, datetime) and isinstance(zone, str):
-                try:
-                    data = {**data, "effective_from": datetime.combine(value, time(), ZoneInfo(zone))}
-                except (ZoneInfoNotFoundError, ValueError):
-                    pass
+            if (
+                isinstance(value, date)
+                and not isinstance(value, datetime)
+                and isinstance(zone, str)
+            ):
+                # An unknown zone is reported by the timezone check.
+                with contextlib.suppress(ZoneInfoNotFoundError, ValueError):
+                    midnight = datetime.combine(value, time(), ZoneInfo(zone))
+                    data = {**data, "effective_from": midnight}
             elif isinstance(value, datetime) and value.tzinfo is None:
                 raise ValueError(
                     "effective_from has no timezone; write a date, or a datetime with an offset"
@@ -213,13 +228,15 @@ class Ruleset(BaseModel):
         return f"{self.name}@{self.version}"
 
 
-
 class CompiledRuleset:
     """A validated ruleset with its parsed conditions, calendars and derived lookups."""
 
     def __init__(
-        self, model: Ruleset, conditions: dict[tuple[int, int], Condition],
-        calendars: dict[str, Calendar], source: str,
+        self,
+        model: Ruleset,
+        conditions: dict[tuple[int, int], Condition],
+        calendars: dict[str, Calendar],
+        source: str,
         lines: dict[tuple[int, int], int | None] | None = None,
         revision: str = "",
     ) -> None:
@@ -268,8 +285,10 @@ def _pydantic_errors(located: Located, exc: ValidationError) -> list[RulesetErro
             message = f"unknown key {loc[-1]!r}"
         elif err["type"] == "missing":
             message = f"missing required key {loc[-1]!r}"
-        elif "input" in err and err["type"] not in ("value_error",) and not isinstance(
-            err["input"], (dict, list)
+        elif (
+            "input" in err
+            and err["type"] not in ("value_error",)
+            and not isinstance(err["input"], (dict, list))
         ):
             message = f"{err['input']!r}: {message}"
         errors.append(located.error(loc, message))
@@ -301,24 +320,32 @@ def parse_ruleset(located: Located) -> CompiledRuleset:
         for i, threshold in enumerate(plan.thresholds):
             metric = plan.metric_of(threshold)
             if metric is None:
-                errors.append(located.error(
-                    ("escalation_plans", name, "thresholds", i),
-                    "threshold names no metric and the plan has no default 'metric'",
-                ))
+                errors.append(
+                    located.error(
+                        ("escalation_plans", name, "thresholds", i),
+                        "threshold names no metric and the plan has no default 'metric'",
+                    )
+                )
             elif metric not in metrics:
-                errors.append(located.error(
-                    ("escalation_plans", name, "thresholds", i),
-                    f"unknown metric {metric!r}; declared: {', '.join(sorted(metrics))}",
-                ))
+                errors.append(
+                    located.error(
+                        ("escalation_plans", name, "thresholds", i),
+                        f"unknown metric {metric!r}; declared: {', '.join(sorted(metrics))}",
+                    )
+                )
 
     conditions: dict[tuple[int, int], Condition] = {}
     rule_names: dict[str, tuple[int, int]] = {}
     table_names: set[str] = set()
     for ti, table in enumerate(model.tables):
         if table.name in table_names:
-            errors.append(located.error(("tables", ti, "name"), f"duplicate table name {table.name!r}"))
+            errors.append(
+                located.error(("tables", ti, "name"), f"duplicate table name {table.name!r}")
+            )
         table_names.add(table.name)
-        outcomes = [(("tables", ti, "rules", ri, "then"), r.then) for ri, r in enumerate(table.rules)]
+        outcomes = [
+            (("tables", ti, "rules", ri, "then"), r.then) for ri, r in enumerate(table.rules)
+        ]
         if table.default is not None:
             outcomes.append((("tables", ti, "default"), table.default))
         for path, outcome in outcomes:
@@ -347,32 +374,44 @@ def parse_ruleset(located: Located) -> CompiledRuleset:
 
 
 def _check_outcome(
-    located: Located, model: Ruleset, calendars: dict[str, Calendar],
-    path: tuple[str | int, ...], outcome: Outcome,
+    located: Located,
+    model: Ruleset,
+    calendars: dict[str, Calendar],
+    path: tuple[str | int, ...],
+    outcome: Outcome,
 ) -> list[RulesetError]:
     errors = []
     if outcome.calendar is not None and outcome.calendar not in calendars:
-        errors.append(located.error(
-            (*path, "calendar"),
-            f"unknown calendar {outcome.calendar!r}; declared: {', '.join(sorted(calendars))}",
-        ))
+        errors.append(
+            located.error(
+                (*path, "calendar"),
+                f"unknown calendar {outcome.calendar!r}; declared: {', '.join(sorted(calendars))}",
+            )
+        )
     for metric in outcome.targets:
         if metric not in model.metrics:
-            errors.append(located.error(
-                (*path, "targets", metric),
-                f"unknown metric {metric!r}; declared: {', '.join(sorted(model.metrics))}",
-            ))
-    if outcome.escalation_plan is not None and outcome.escalation_plan not in model.escalation_plans:
-        errors.append(located.error(
-            (*path, "escalation_plan"),
-            f"unknown escalation plan {outcome.escalation_plan!r}; declared: "
-            f"{', '.join(sorted(model.escalation_plans)) or '(none)'}",
-        ))
+            errors.append(
+                located.error(
+                    (*path, "targets", metric),
+                    f"unknown metric {metric!r}; declared: {', '.join(sorted(model.metrics))}",
+                )
+            )
+    if (
+        outcome.escalation_plan is not None
+        and outcome.escalation_plan not in model.escalation_plans
+    ):
+        errors.append(
+            located.error(
+                (*path, "escalation_plan"),
+                f"unknown escalation plan {outcome.escalation_plan!r}; declared: "
+                f"{', '.join(sorted(model.escalation_plans)) or '(none)'}",
+            )
+        )
     priorities = model.vocabularies.get("priority")
     if priorities and outcome.priority is not None and outcome.priority not in priorities.rank:
-        errors.append(located.error(
-            (*path, "priority"), f"{outcome.priority!r} is not a declared priority"
-        ))
+        errors.append(
+            located.error((*path, "priority"), f"{outcome.priority!r} is not a declared priority")
+        )
     return errors
 
 
@@ -385,7 +424,9 @@ def _check_test(
     if field.startswith(("in_hours.", "holiday.")):
         cal = field.split(".", 1)[1]
         if cal not in calendars:
-            return f"unknown calendar {cal!r} in {field!r}; declared: {', '.join(sorted(calendars))}"
+            return (
+                f"unknown calendar {cal!r} in {field!r}; declared: {', '.join(sorted(calendars))}"
+            )
         if op not in ("eq", "ne", "exists"):
             return f"{field} is true or false; test it with a plain true/false"
         return None if op == "exists" or isinstance(value, bool) else f"{field} is true or false"
@@ -415,8 +456,5 @@ def _check_test(
         vals = value if isinstance(value, tuple) else (value,)
         for v in vals:
             if v not in vocab.rank:
-                return (
-                    f"{v!r} is not a declared {field}; declared: "
-                    f"{', '.join(vocab.rank)}"
-                )
+                return f"{v!r} is not a declared {field}; declared: {', '.join(vocab.rank)}"
     return None

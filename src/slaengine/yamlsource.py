@@ -74,7 +74,10 @@ class _Builder:
     def _fail(self, node: yaml.Node, message: str, path: Path_) -> RulesetError:
         mark = node.start_mark
         return RulesetError(
-            message, file=self.file, line=mark.line + 1, column=mark.column + 1,
+            message,
+            file=self.file,
+            line=mark.line + 1,
+            column=mark.column + 1,
             path=format_path(path),
         )
 

@@ -1,0 +1,129 @@
+"""Engine benchmark: evaluate_many throughput, single-evaluate latency, 2,000-rule load.
+
+    python bench/bench_engine.py [--tickets N] [--repeats R]
+
+Prints medians over R repeats (machines here are shared and noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from slaengine.engine import Engine  # noqa: E402
+from slaengine.library import RulesetLibrary  # noqa: E402
+from slaengine.ruleset import parse_ruleset  # noqa: E402
+from slaengine.yamlsource import read_yaml  # noqa: E402
+
+CONTRACTS = [
+    "CN-HUAXIA-BANK-2026",
+    "CN-NORTHWIND-LOGISTICS-2026",
+    "CN-LOTUS-RETAIL-2026",
+    "CN-EASTWIND-MFG-2025",
+    "INTL-CONTOSO-2026",
+]
+SEVERITIES = ["urgent", "serious", "general", "consultation"]
+CHANNELS = ["phone", "email", "web", "chat"]
+CATEGORIES = ["application", "database", "security", "network"]
+
+
+def tickets(n: int, seed: int = 1) -> list[dict]:
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 5, tzinfo=timezone(timedelta(hours=8)))
+    return [
+        {
+            "id": f"T-{i}",
+            "contract": rng.choice(CONTRACTS),
+            "severity": rng.choice(SEVERITIES),
+            "channel": rng.choice(CHANNELS),
+            "category": rng.choice(CATEGORIES),
+            "created_at": (start + timedelta(seconds=rng.randrange(330 * 86400))).isoformat(),
+        }
+        for i in range(n)
+    ]
+
+
+def median_rate(fn, count: int, repeats: int) -> tuple[float, list[float]]:
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        rates.append(count / (time.perf_counter() - t0))
+    return statistics.median(rates), rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tickets", type=int, default=50_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    engine = Engine.from_directory(ROOT / "rulesets")
+    batch = tickets(args.tickets)
+    engine.evaluate_many(batch[:2000])  # warm calendar tables and the match cache
+
+    rate, rates = median_rate(lambda: engine.evaluate_many(batch), len(batch), args.repeats)
+    print(
+        f"evaluate_many, {len(batch)} dict tickets, due times included: "
+        f"median {rate:,.0f} tickets/s  (runs: {', '.join(f'{r:,.0f}' for r in rates)})"
+    )
+
+    from slaengine.ticket import parse_ticket
+
+    parsed = [parse_ticket(t) for t in batch]
+    rate, _ = median_rate(lambda: engine.evaluate_many(parsed), len(parsed), args.repeats)
+    print(f"evaluate_many, {len(parsed)} Ticket objects: median {rate:,.0f} tickets/s")
+
+    lat = []
+    for t in batch[:20_000]:
+        t0 = time.perf_counter_ns()
+        engine.evaluate(t)
+        lat.append(time.perf_counter_ns() - t0)
+    lat.sort()
+    print(
+        f"evaluate one (warm cache): p50 {lat[len(lat) // 2] / 1000:.1f} us, "
+        f"p99 {lat[int(len(lat) * 0.99)] / 1000:.1f} us"
+    )
+
+    # Cold path: every ticket a new match (cache cleared before each).
+    cold = []
+    for t in batch[:3000]:
+        for version in engine._versions.values():
+            version.cache.clear()
+        t0 = time.perf_counter_ns()
+        engine.evaluate(t)
+        cold.append(time.perf_counter_ns() - t0)
+    cold.sort()
+    print(
+        f"evaluate one (cold cache, durable_rules match every time): "
+        f"p50 {cold[len(cold) // 2] / 1000:.1f} us, p99 {cold[int(len(cold) * 0.99)] / 1000:.1f} us"
+    )
+    engine.close()
+
+    from tests.test_engine_scale import generated_ruleset
+
+    text = generated_ruleset(2000)
+    loads = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        big = Engine(RulesetLibrary([parse_ruleset(read_yaml(text, "big.yaml"))]))
+        loads.append(time.perf_counter() - t0)
+        big.close()
+    print(
+        f"2,000-rule ruleset load+validate+compile: median {statistics.median(loads):.2f} s "
+        f"(runs: {', '.join(f'{x:.2f}' for x in loads)})"
+    )
+    print(json.dumps({"tickets": args.tickets}))
+
+
+if __name__ == "__main__":
+    main()
