@@ -526,6 +526,13 @@ def test_new_york_night_shift_gains_an_hour_in_autumn() -> None:
     assert cal.add(new_york(2026, 10, 31, 22), 8 * H) == new_york(2026, 11, 1, 5)
 
 
+def test_a_due_time_in_the_repeated_autumn_hour_is_the_second_occurrence() -> None:
+    cal = Calendar.from_spec({"always": True, "timezone": "America/New_York"})
+    due = cal.add(new_york(2026, 11, 1, 0, 30), 2 * H)
+    assert (due.hour, due.minute, due.fold) == (1, 30, 1)
+    assert due.utcoffset() == -5 * H
+
+
 # -- add_days ---------------------------------------------------------------------------------
 
 

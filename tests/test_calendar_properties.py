@@ -33,7 +33,8 @@ CALENDARS = {
             "hours": {
                 "mon-thu": ["09:00-12:00", "13:00-17:00", "22:00-02:00"],
                 "fri": ["09:00-12:00", "13:00-17:00"],
-                "sat": ["02:30-03:30"],  # across the autumn repeat of 01:00-02:00
+                # Across the spring gap (2026-03-08) and the autumn repeat (2026-11-01).
+                "sun": ["00:30-03:30"],
             },
             "holidays": [{"country": "US"}],
             "special_hours": {"2026-12-24": ["09:00-12:00"]},

@@ -101,12 +101,13 @@ class Calendar:
     calendar's zone); open periods are half-open, ``[opening, closing)``.
     """
 
-    __slots__ = ("definition", "timezone", "zone", "_timeline")
+    __slots__ = ("definition", "timezone", "zone", "_epoch", "_timeline")
 
     definition: CalendarDefinition
     #: The IANA name of the calendar's zone.
     timezone: str
     zone: ZoneInfo
+    _epoch: datetime
     _timeline: _Timeline
 
     def __init__(
@@ -160,6 +161,7 @@ class Calendar:
         set_slot(self, "definition", definition)
         set_slot(self, "timezone", definition.timezone)
         set_slot(self, "zone", zone)
+        set_slot(self, "_epoch", datetime(1970, 1, 1, tzinfo=zone))
         set_slot(self, "_timeline", _Timeline(definition, zone, raw_years))
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -279,9 +281,9 @@ class Calendar:
         return Calendar._from_definition(definition, self._timeline.raw_years)
 
     def _datetime(self, us: int) -> datetime:
-        seconds, micro = divmod(us, _US)
-        t = datetime.fromtimestamp(seconds, self.zone)
-        return t.replace(microsecond=micro) if micro else t
+        # fromutc reads the wall fields as UTC and sets fold; it is several
+        # times faster than fromtimestamp followed by replace(microsecond=...).
+        return self.zone.fromutc(self._epoch + _ONE_US * us)
 
 
 @cache
