@@ -39,7 +39,7 @@ def test_revision_ignores_comments_and_formatting_but_not_content(write):
 def test_bad_duration_names_file_line_column_and_key_path(write):
     path = write("tiny.yaml", MINIMAL.replace("resolution: 4h", 'resolution: "4 hours"'))
     [message] = errors_of(path)
-    assert message.startswith(f"{path}:14:")
+    assert message.startswith(f"{path}:14:58:")
     assert "tables[0].rules[0].then.targets.resolution" in message
     assert "'4 hours' is not a duration; use e.g. 30m, 4h" in message
 
