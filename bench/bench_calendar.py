@@ -10,6 +10,7 @@ Goals: at least 100,000 ops/s at every distance; 1-year cost within 2x of 1-hour
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -124,7 +125,9 @@ def main() -> None:
         for name, spec in SPECS.items()
         for row in bench_calendar(name, spec, args.ops, args.repeats)
     ]
-    print(f"warm: median of {args.repeats} repeats x {args.ops:,} ops, one core\n")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"warm: median of {args.repeats} repeats x {args.ops:,} ops, one core")
+    print(f"load average before the run: {load} on {os.cpu_count()} CPUs (noise if high)\n")
     print(
         f"{'calendar':<30} {'distance':<10} {'amount':>20} {'add ops/s':>12} {'elapsed ops/s':>14}"
     )

@@ -547,8 +547,9 @@ class _Timeline:
         )
 
     def elapsed(self, a: int, b: int) -> int:
-        table = self.covering(a)
-        if not table.lo_us <= b < table.hi_us:
+        table = self.table
+        if table is None or not (table.lo_us <= a < table.hi_us and table.lo_us <= b < table.hi_us):
+            self.covering(a)
             table = self.covering(b)  # grows the table, which keeps covering a
         starts, ends, cum = table.starts, table.ends, table.cum
         # position(b) - position(a), inlined.
