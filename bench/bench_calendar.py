@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=50_000, help="operations per repeat")
     parser.add_argument("--repeats", type=int, default=7, help="repeats (median reported)")
     args = parser.parse_args()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
     # Cold, first in this process: includes loading the holidays package's data.
     began = time.perf_counter()
@@ -125,7 +126,6 @@ def main() -> None:
         for name, spec in SPECS.items()
         for row in bench_calendar(name, spec, args.ops, args.repeats)
     ]
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"warm: median of {args.repeats} repeats x {args.ops:,} ops, one core")
     print(f"load average before the run: {load} on {os.cpu_count()} CPUs (noise if high)\n")
     print(

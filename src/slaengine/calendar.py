@@ -27,8 +27,13 @@ Readings of the spec where it could be read two ways:
 - The extra key ``closed`` (a list of ``[start, end]`` ISO instants) records
   what :meth:`Calendar.excluding` cut out, so ``Calendar.from_spec(cal.spec)``
   gives back an equal calendar.
-- Calendars answer for the local years 1900 to 2200; other instants raise
-  :class:`CalendarError`.
+- Calendars answer for the local years 1900 to 2200, or up to the last year
+  the holidays package covers (2100 today) when they name a country; other
+  instants raise :class:`CalendarError` rather than silently lose holidays.
+- ``periods`` clips the open periods to the range asked about.
+
+Results are datetimes in the calendar's zone. Compare or subtract them in UTC:
+Python compares and subtracts two datetimes sharing one tzinfo by wall clock.
 
 Why it is fast at any distance: the open periods are laid out, lazily for a
 block of years, as sorted UTC epoch microseconds with a running total of
@@ -62,6 +67,8 @@ LAST_YEAR = 2200
 #: A span of one date: minutes after that date's midnight, ``start < end``;
 #: ``end`` goes past 1440 for a span that runs into the next date.
 Span = tuple[int, int]
+#: An open or closed period: [start, end) in epoch microseconds (UTC).
+Period = tuple[int, int]
 
 _DAY_MINUTES = 1440
 _WEEK_MINUTES = 7 * _DAY_MINUTES
@@ -149,13 +156,15 @@ class Calendar:
 
     @classmethod
     def _from_definition(
-        cls, definition: CalendarDefinition, raw_years: dict[int, list[Span]] | None = None
+        cls, definition: CalendarDefinition, raw_years: dict[int, list[Period]] | None = None
     ) -> Calendar:
         calendar = cls.__new__(cls)
         calendar._setup(definition, raw_years)
         return calendar
 
-    def _setup(self, definition: CalendarDefinition, raw_years: dict[int, list[Span]] | None):
+    def _setup(
+        self, definition: CalendarDefinition, raw_years: dict[int, list[Period]] | None
+    ) -> None:
         zone = ZoneInfo(definition.timezone)
         set_slot = object.__setattr__
         set_slot(self, "definition", definition)
@@ -251,7 +260,11 @@ class Calendar:
         return _ONE_US * self._timeline.elapsed(_to_us(a), _to_us(b))
 
     def periods(self, a: datetime, b: datetime) -> list[tuple[datetime, datetime]]:
-        """The open periods within ``[a, b)``, in order, clipped to ``[a, b)``."""
+        """The open periods within ``[a, b)``, in order, clipped to ``[a, b)``.
+
+        Measure a period as ``end.astimezone(UTC) - start.astimezone(UTC)``: a
+        plain ``end - start`` is wall-clock time, wrong across a DST change.
+        """
         return [
             (self._datetime(start), self._datetime(end))
             for start, end in self._timeline.periods(_to_us(a), _to_us(b))
@@ -259,7 +272,7 @@ class Calendar:
 
     def excluding(self, intervals: Iterable[tuple[datetime, datetime]]) -> Calendar:
         """This calendar with the given ``[start, end)`` instants closed as well."""
-        cut: list[tuple[int, int]] = []
+        cut: list[Period] = []
         for i, pair in enumerate(intervals):
             try:
                 start, end = pair
@@ -305,7 +318,7 @@ class _Table:
     __slots__ = ("lo_year", "hi_year", "lo_us", "hi_us", "starts", "ends", "cum", "cum_end")
 
     def __init__(
-        self, lo_year: int, hi_year: int, lo_us: int, hi_us: int, periods: list[tuple[int, int]]
+        self, lo_year: int, hi_year: int, lo_us: int, hi_us: int, periods: list[Period]
     ) -> None:
         self.lo_year, self.hi_year, self.lo_us, self.hi_us = lo_year, hi_year, lo_us, hi_us
         self.starts = [s for s, _ in periods]
@@ -333,7 +346,7 @@ class _Timeline:
         self,
         definition: CalendarDefinition,
         zone: ZoneInfo,
-        raw_years: dict[int, list[Span]] | None,
+        raw_years: dict[int, list[Period]] | None,
     ) -> None:
         self.zone = zone
         self.weekly = definition.weekly
@@ -345,7 +358,7 @@ class _Timeline:
         self.closed = [(_epoch_us(s), _epoch_us(e)) for s, e in definition.closed]
         # Periods per year before `closed` is cut: shared by calendars derived
         # with `excluding`, which differ only in `closed`.
-        self.raw_years: dict[int, list[tuple[int, int]]] = {} if raw_years is None else raw_years
+        self.raw_years: dict[int, list[Period]] = {} if raw_years is None else raw_years
         self.table: _Table | None = None
         self.lock = threading.Lock()
         self.first_year = FIRST_YEAR
@@ -385,11 +398,11 @@ class _Timeline:
         wall = datetime(day.year, day.month, day.day, minutes // 60, minutes % 60, tzinfo=self.zone)
         return (wall - _EPOCH) // _ONE_US
 
-    def own_periods(self, day: date, spans: tuple[Span, ...]) -> list[tuple[int, int]]:
+    def own_periods(self, day: date, spans: tuple[Span, ...]) -> list[Period]:
         periods = [(self.wall_us(day, s), self.wall_us(day, e)) for s, e in spans]
         return [(s, e) for s, e in periods if e > s]
 
-    def year_periods(self, year: int) -> list[tuple[int, int]]:
+    def year_periods(self, year: int) -> list[Period]:
         periods = self.raw_years.get(year)
         if periods is None:
             off, makeup = self.country_days(year)
@@ -559,7 +572,7 @@ class _Timeline:
         pb = cum[j] + min(b, ends[j]) - starts[j] if j >= 0 else 0
         return pb - pa
 
-    def periods(self, a: int, b: int) -> list[tuple[int, int]]:
+    def periods(self, a: int, b: int) -> list[Period]:
         if b <= a:
             return []
         self.covering(a)
@@ -572,9 +585,9 @@ class _Timeline:
         return out
 
 
-def _merge(periods: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _merge(periods: list[Period]) -> list[Period]:
     """Sorted, disjoint periods covering the same instants (touching ones joined)."""
-    out: list[tuple[int, int]] = []
+    out: list[Period] = []
     for s, e in sorted(periods):
         if out and s <= out[-1][1]:
             if e > out[-1][1]:
@@ -584,11 +597,11 @@ def _merge(periods: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _cut(periods: list[tuple[int, int]], closed: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _cut(periods: list[Period], closed: list[Period]) -> list[Period]:
     """``periods`` minus ``closed`` (both sorted and disjoint)."""
     if not closed:
         return periods
-    out: list[tuple[int, int]] = []
+    out: list[Period] = []
     j = 0
     for s, e in periods:
         while j < len(closed) and closed[j][1] <= s:
@@ -744,7 +757,7 @@ def _parse_weekly(hours: Any) -> tuple[tuple[Span, ...], ...]:
 
 
 def _weekdays(key: Any, path: str) -> list[int]:
-    names = key.strip().lower().split("-") if isinstance(key, str) else []
+    names = [name.strip() for name in key.lower().split("-")] if isinstance(key, str) else []
     if len(names) not in (1, 2) or any(name not in WEEKDAYS for name in names):
         raise CalendarError(
             f"{path}: unknown weekday {key!r}; use mon, tue, wed, thu, fri, sat, sun "
@@ -896,7 +909,7 @@ def _parse_dated_spans(
 def _parse_closed(items: Any) -> tuple[tuple[datetime, datetime], ...]:
     if isinstance(items, str) or not isinstance(items, list | tuple):
         raise CalendarError(f"closed: expected a list of [start, end] pairs, got {items!r}")
-    periods: list[tuple[int, int]] = []
+    periods: list[Period] = []
     for i, pair in enumerate(items):
         if isinstance(pair, str) or not isinstance(pair, list | tuple) or len(pair) != 2:
             raise CalendarError(f"closed[{i}]: expected a [start, end] pair, got {pair!r}")
