@@ -78,3 +78,13 @@ def filled(template: _M, **changes: object) -> _M:
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model
+
+
+class RoutingResult(BaseModel):
+    """What a routing plugin applied in the ticket system."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    plugin: str
+    ticket_id: str
+    applied: dict[str, str | int | None]

@@ -8,6 +8,7 @@ a rule's outcome. A threshold is written ``50%``, ``100%`` or ``100%+2h``
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -73,3 +74,29 @@ class EscalationPlan(BaseModel):
     def metric_of(self, threshold: Threshold) -> str | None:
         """The metric a threshold watches (its own, else the plan's)."""
         return threshold.metric or self.metric
+
+
+class EscalationContext(BaseModel):
+    """One threshold of one metric cycle of one ticket that has come due.
+
+    ``idempotency_key`` is stable for (ticket, metric, cycle, threshold,
+    action index): a receiver that honours it never acts twice.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ticket_id: str
+    metric: str
+    cycle: int
+    threshold: str
+    instant: datetime
+    action_index: int
+    plan: str
+    ruleset: str
+    priority: str | None = None
+    due_at: datetime | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """``ticket/metric/cycle/threshold/action``."""
+        return f"{self.ticket_id}/{self.metric}/{self.cycle}/{self.threshold}/{self.action_index}"

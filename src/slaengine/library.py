@@ -2,7 +2,8 @@
 
 Layout: ``DIR/<ruleset-name>/<version>.yaml`` (any ``*.yaml`` below ``DIR``
 is a ruleset version) and ``DIR/contracts.yaml``; files ending in
-``.sla-test.yaml`` are regression suites and are skipped here.
+``.sla-test.yaml`` are regression suites, and ``penalties.yaml`` and
+``plugins.yaml`` hold penalty schemes and plugin settings: all skipped here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from slaengine.yamlsource import read_yaml_file
 
 CONTRACTS_FILE = "contracts.yaml"
 TEST_SUFFIX = ".sla-test.yaml"
+#: Files beside the rulesets that are not ruleset versions.
+OTHER_FILES = ("penalties.yaml", "plugins.yaml")
 
 
 class RulesetLibrary:
@@ -115,7 +118,7 @@ def load_directory(path: str | Path) -> RulesetLibrary:
     rulesets: list[CompiledRuleset] = []
     contracts: list[Contract] = []
     for file in sorted(root.rglob("*.yaml")) + sorted(root.rglob("*.yml")):
-        if file.name.endswith(TEST_SUFFIX) or file.name.startswith("."):
+        if file.name.endswith(TEST_SUFFIX) or file.name.startswith(".") or file.name in OTHER_FILES:
             continue
         try:
             if file.name == CONTRACTS_FILE:

@@ -1,0 +1,208 @@
+"""The plugin host: discovers, configures and calls plugins, isolating their failures.
+
+Plugins are found through the ``slaengine`` entry-point group. An entry
+point names a module or a class (instantiated with no arguments); either is
+registered with pluggy under the entry point's name. A plugin configuration
+file (YAML) enables, disables and configures them::
+
+    plugins:
+      webhook:
+        url: https://hooks.example.com/sla
+        secret_env: SLA_WEBHOOK_SECRET
+      smtp:
+        enabled: false
+
+Calls go through :meth:`PluginHost.call` and :meth:`PluginHost.first`,
+which run each implementation on its own with a timeout: one that raises or
+hangs is recorded as a :class:`PluginFailure` naming the plugin, and the
+others still run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import importlib.metadata
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel, ConfigDict
+
+from slaengine import hookspecs
+from slaengine.errors import SlaEngineError
+from slaengine.yamlsource import read_yaml_file
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class PluginError(SlaEngineError):
+    """A plugin could not be loaded or configured; the message names it."""
+
+
+class PluginFailure(BaseModel):
+    """One plugin call that raised or timed out."""
+
+    model_config = ConfigDict(frozen=True)
+
+    plugin: str
+    hook: str
+    kind: str  # "error" or "timeout"
+    error: str
+
+
+class PluginInfo(BaseModel):
+    """A loaded plugin, as ``slaengine plugins`` lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: list[str]
+
+
+def load_plugin_config(path: str | Path | None) -> dict[str, Any]:
+    """The ``plugins:`` mapping of a YAML file (empty when ``path`` is None)."""
+    if path is None:
+        return {}
+    located = read_yaml_file(Path(path))
+    data = located.data
+    if not isinstance(data, dict) or set(data) - {"plugins"}:
+        raise located.error((), "a plugin config file holds one key, 'plugins'")
+    plugins = data.get("plugins") or {}
+    if not isinstance(plugins, dict) or not all(isinstance(v, dict) for v in plugins.values()):
+        raise located.error(("plugins",), "'plugins' maps plugin names to their settings")
+    return plugins
+
+
+class PluginHost:
+    """Loaded plugins and isolated calls into them."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        entry_points: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.config = dict(config or {})
+        self.timeout = timeout
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.failures: list[PluginFailure] = []
+        self._dists: dict[str, importlib.metadata.Distribution | None] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="slaengine-plugin")
+        if entry_points:
+            self.load_entry_points()
+
+    def load_entry_points(self) -> None:
+        """Register every enabled plugin of the ``slaengine`` entry-point group."""
+        for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+            section = dict(self.config.get(ep.name, {}))
+            if section.pop("enabled", True) is False or self.pm.has_plugin(ep.name):
+                continue
+            try:
+                obj = ep.load()
+                plugin = obj() if isinstance(obj, type) else obj
+            except Exception as exc:
+                raise PluginError(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+            self.register(plugin, ep.name, section, dist=ep.dist)
+
+    def register(
+        self,
+        plugin: object,
+        name: str,
+        config: Mapping[str, Any] | None = None,
+        *,
+        dist: importlib.metadata.Distribution | None = None,
+    ) -> None:
+        """Register ``plugin`` under ``name`` and hand it its configuration."""
+        self.pm.register(plugin, name)
+        self._dists[name] = dist
+        configure = getattr(plugin, "slaengine_configure", None)
+        if configure is not None:
+            try:
+                configure(config=dict(config or {}))
+            except Exception as exc:
+                self.pm.unregister(name=name)
+                raise PluginError(f"plugin {name!r} refused its configuration: {exc}") from exc
+
+    def close(self) -> None:
+        """Stop the worker threads (calls still running are abandoned)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _impls(self, hook: str) -> list[pluggy.HookImpl]:
+        # pluggy's own call order: last registered first, tryfirst/trylast honoured.
+        return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
+
+    def _call_one(self, impl: pluggy.HookImpl, hook: str, kwargs: dict[str, Any]) -> Any:
+        args = {name: kwargs[name] for name in impl.argnames}
+        future = self._pool.submit(impl.function, **args)
+        try:
+            return future.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            self._fail(impl.plugin_name, hook, "timeout", f"no answer within {self.timeout:g} s")
+        except Exception as exc:
+            self._fail(impl.plugin_name, hook, "error", f"{type(exc).__name__}: {exc}")
+        return _FAILED
+
+    def _fail(self, plugin: str, hook: str, kind: str, error: str) -> None:
+        failure = PluginFailure(plugin=plugin, hook=hook, kind=kind, error=error)
+        self.failures.append(failure)
+        log.warning("plugin %s failed in %s (%s): %s", plugin, hook, kind, error)
+
+    def call(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation; (plugin name, result) for each that returned non-None."""
+        results = []
+        for impl in self._impls(hook):
+            result = self._call_one(impl, hook, kwargs)
+            if result is not _FAILED and result is not None:
+                results.append((impl.plugin_name, result))
+        return results
+
+    def call_strict(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Like :meth:`call`, but an implementation's exception propagates.
+
+        For callers that retry or dead-letter (escalation delivery).
+        """
+        results = []
+        for impl in self._impls(hook):
+            args = {name: kwargs[name] for name in impl.argnames}
+            future = self._pool.submit(impl.function, **args)
+            result = future.result(timeout=self.timeout)
+            if result is not None:
+                results.append((impl.plugin_name, result))
+        return results
+
+    def first(self, hook: str, **kwargs: Any) -> Any:
+        """The first non-None result, in call order (failures are recorded and skipped)."""
+        for impl in self._impls(hook):
+            result = self._call_one(impl, hook, kwargs)
+            if result is not _FAILED and result is not None:
+                return result
+        return None
+
+    def describe(self) -> list[PluginInfo]:
+        """Every registered plugin with its distribution, version and hooks."""
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
+            hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ())
+            dist = self._dists.get(name)
+            infos.append(
+                PluginInfo(
+                    name=name,
+                    distribution=dist.metadata["Name"] if dist else None,
+                    version=dist.version if dist else None,
+                    hooks=hooks,
+                )
+            )
+        return sorted(infos, key=lambda i: i.name)
+
+
+_FAILED = object()
