@@ -519,7 +519,8 @@ class _Timeline:
             starts, cum = table.starts, table.cum
             i = bisect_right(table.ends, us)
             if i < len(starts) and starts[i] < table.hi_us:
-                target = cum[i] + max(us - starts[i], 0) + amount
+                into = us - starts[i]
+                target = cum[i] + (into if into > 0 else 0) + amount
                 k = bisect_left(table.cum_end, target)
                 if k < len(starts):
                     due = starts[k] + target - cum[k]
@@ -564,13 +565,21 @@ class _Timeline:
         if table is None or not (table.lo_us <= a < table.hi_us and table.lo_us <= b < table.hi_us):
             self.covering(a)
             table = self.covering(b)  # grows the table, which keeps covering a
-        starts, ends, cum = table.starts, table.ends, table.cum
-        # position(b) - position(a), inlined.
+        # position(b) - position(a), inlined (without min(): this is the hot path).
+        starts = table.starts
         i = bisect_right(starts, a) - 1
         j = bisect_right(starts, b) - 1
-        pa = cum[i] + min(a, ends[i]) - starts[i] if i >= 0 else 0
-        pb = cum[j] + min(b, ends[j]) - starts[j] if j >= 0 else 0
-        return pb - pa
+        if i >= 0:
+            end = table.ends[i]
+            a = table.cum[i] + (end if a > end else a) - starts[i]
+        else:
+            a = 0
+        if j >= 0:
+            end = table.ends[j]
+            b = table.cum[j] + (end if b > end else b) - starts[j]
+        else:
+            b = 0
+        return b - a
 
     def periods(self, a: int, b: int) -> list[Period]:
         if b <= a:
