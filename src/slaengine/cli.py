@@ -177,6 +177,27 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from slaengine.plugins import PluginHost, load_plugin_config
+
+    host = PluginHost(load_plugin_config(args.config))
+    infos = host.describe()
+    host.close()
+    if args.json:
+        for info in infos:
+            print(info.model_dump_json())
+        return 0
+    rows = [("PLUGIN", "DISTRIBUTION", "VERSION", "HOOKS")]
+    rows += [(i.name, i.distribution or "-", i.version or "-", ", ".join(i.hooks)) for i in infos]
+    _table(rows)
+    return 0
+
+
+def _default_plugin_config() -> str | None:
+    path = Path(DEFAULT_RULESETS) / "plugins.yaml"
+    return str(path) if path.exists() else None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slaengine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="a ticket file; '-' reads stdin")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("plugins", help="list loaded plugins, their versions and hooks")
+    p.add_argument("--config", default=_default_plugin_config(), help="plugin settings YAML")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
 
     try:
         from slaengine.replay import add_replay_parser

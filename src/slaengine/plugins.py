@@ -74,8 +74,11 @@ def load_plugin_config(path: str | Path | None) -> dict[str, Any]:
     if not isinstance(data, dict) or set(data) - {"plugins"}:
         raise located.error((), "a plugin config file holds one key, 'plugins'")
     plugins = data.get("plugins") or {}
-    if not isinstance(plugins, dict) or not all(isinstance(v, dict) for v in plugins.values()):
+    if not isinstance(plugins, dict):
         raise located.error(("plugins",), "'plugins' maps plugin names to their settings")
+    for name, settings in plugins.items():
+        if not isinstance(settings, dict):
+            raise located.error(("plugins", name), "a plugin's settings are a mapping")
     return plugins
 
 
