@@ -424,7 +424,6 @@ class _Timeline:
 
     def build(self, lo_year: int, hi_year: int) -> _Table:
         raw = [p for year in range(lo_year, hi_year + 1) for p in self.year_periods(year)]
-        raw.sort()
         lo_us = self.wall_us(date(lo_year, 1, 1), 0) + _SPILL_US
         hi_us = self.wall_us(date(hi_year + 1, 1, 1), 0)
         return _Table(lo_year, hi_year, lo_us, hi_us, _cut(_merge(raw), self.closed))
@@ -513,7 +512,7 @@ class _Timeline:
         )
 
     def add(self, us: int, amount: int) -> int:
-        table = self.table
+        table: _Table | None = self.table
         if amount > 0 and table is not None and table.lo_us <= us < table.hi_us:
             # The common case, inlined: start and due time both within the table.
             starts, cum = table.starts, table.cum
@@ -530,7 +529,7 @@ class _Timeline:
             return self.next_open(us)
         if amount > 0:
             start = self.next_open(us)
-            table: _Table | None = self.covering(start)
+            table = self.covering(start)
             while table is not None:
                 # The earliest instant with `amount` of business time since start.
                 target = table.position(start) + amount
