@@ -167,19 +167,17 @@ class PluginHost:
                 results.append((impl.plugin_name, result))
         return results
 
-    def call_strict(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Like :meth:`call`, but an implementation's exception propagates.
+    def implementations(self, hook: str) -> list[str]:
+        """Names of the plugins implementing ``hook``, in call order."""
+        return [impl.plugin_name for impl in self._impls(hook)]
 
-        For callers that retry or dead-letter (escalation delivery).
-        """
-        results = []
+    def call_plugin(self, plugin: str, hook: str, **kwargs: Any) -> Any:
+        """Call one plugin's implementation; its exception (or a TimeoutError) propagates."""
         for impl in self._impls(hook):
-            args = {name: kwargs[name] for name in impl.argnames}
-            future = self._pool.submit(impl.function, **args)
-            result = future.result(timeout=self.timeout)
-            if result is not None:
-                results.append((impl.plugin_name, result))
-        return results
+            if impl.plugin_name == plugin:
+                args = {name: kwargs[name] for name in impl.argnames}
+                return self._pool.submit(impl.function, **args).result(timeout=self.timeout)
+        raise PluginError(f"plugin {plugin!r} does not implement {hook}")
 
     def first(self, hook: str, **kwargs: Any) -> Any:
         """The first non-None result, in call order (failures are recorded and skipped)."""

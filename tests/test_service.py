@@ -1,0 +1,154 @@
+"""The in-process service: events in, decisions announced, escalations and breaches once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from slaengine.errors import EventError
+from slaengine.hookspecs import hookimpl
+from slaengine.plugins import PluginHost
+from slaengine.service import SlaService
+from slaengine.ticket import TicketEvent
+
+CREATED = datetime.fromisoformat("2026-11-21T23:40:00+08:00")  # a Saturday night
+
+
+def event(kind: str, minutes: float, ticket: str = "INC-1", **fields) -> TicketEvent:
+    return TicketEvent(
+        ticket_id=ticket,
+        event_id=f"{ticket}:{kind}:{minutes}",
+        type=kind,
+        at=CREATED + timedelta(minutes=minutes),
+        fields=fields,
+    )
+
+
+def created(ticket: str = "INC-1", severity: str = "urgent") -> TicketEvent:
+    return event("created", 0, ticket, contract="CN-NORTHWIND-LOGISTICS-2026", severity=severity)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.decisions: list[str] = []
+        self.routes: list[str] = []
+        self.escalations: list[str] = []
+        self.breaches: list[str] = []
+
+    @hookimpl
+    def slaengine_decision(self, ticket, decision):
+        self.decisions.append(f"{ticket.id}:{decision.priority}")
+
+    @hookimpl
+    def slaengine_route(self, ticket, decision):
+        self.routes.append(f"{ticket.id}:{decision.route.queue}")
+
+    @hookimpl
+    def slaengine_escalate(self, context, action):
+        self.escalations.append(f"{context.idempotency_key}:{action.type}")
+        return True
+
+    @hookimpl
+    def slaengine_breach(self, ticket_id, status):
+        self.breaches.append(f"{ticket_id}:{status.metric}")
+
+
+class Flaky:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @hookimpl
+    def slaengine_escalate(self, context, action):
+        self.calls += 1
+        if self.calls == 1:
+            raise ConnectionError("receiver down")
+        return True
+
+
+@pytest.fixture
+def service(shipped):
+    host = PluginHost(entry_points=False)
+    recorder = Recorder()
+    host.register(recorder, "recorder")
+    svc = SlaService(shipped, host)
+    svc.recorder = recorder
+    yield svc
+    host.close()
+
+
+def test_a_new_ticket_is_decided_routed_and_announced_once(service):
+    service.apply([created()])
+    service.apply([created()])  # a retry of the same event changes nothing
+    assert service.recorder.decisions == ["INC-1:P1"]
+    assert service.recorder.routes == ["INC-1:duty-desk"]
+
+
+def test_a_severity_change_announces_the_new_decision(service):
+    service.apply([created(severity="serious")])
+    service.apply([event("severity_changed", 60, severity="urgent")])
+    assert service.recorder.decisions == ["INC-1:P2", "INC-1:P1"]
+
+
+def test_statuses_are_returned_at_the_latest_event(service):
+    statuses = service.apply([created(), event("agent_replied", 10, public=True)])
+    assert statuses["INC-1"]["first_response"].state == "met"
+
+
+def test_thresholds_fire_once_each_when_they_come_due(service):
+    service.apply([created()])  # standard 2.0.0 urgent: resolution 6h on the 7x24 clock
+    early = service.tick(CREATED + timedelta(hours=2))
+    assert early.escalations_sent == []
+    half = service.tick(CREATED + timedelta(hours=3))
+    assert [k.split(":")[1] for k in half.escalations_sent] == ["INC-1/resolution/1/50%/0"]
+    again = service.tick(CREATED + timedelta(hours=3, minutes=1))
+    assert again.escalations_sent == []
+    late = service.tick(CREATED + timedelta(hours=9))
+    assert {k.split(":")[1] for k in late.escalations_sent} == {
+        "INC-1/resolution/1/75%/0",
+        "INC-1/resolution/1/100%/0",
+        "INC-1/resolution/1/100%+2h/0",
+    }
+    assert len(service.recorder.escalations) == 4
+
+
+def test_a_breach_is_reported_once_per_metric_cycle(service):
+    service.apply([created()])
+    service.tick(CREATED + timedelta(minutes=20))
+    assert service.recorder.breaches == ["INC-1:first_response"]
+    service.tick(CREATED + timedelta(minutes=30))
+    assert service.recorder.breaches == ["INC-1:first_response"]
+
+
+def test_a_failed_delivery_is_retried_and_a_delivered_one_is_not(service):
+    flaky = Flaky()
+    service.host.register(flaky, "flaky")
+    service.apply([created()])
+    first = service.tick(CREATED + timedelta(hours=3))
+    assert first.escalations_failed == ["escalate:INC-1/resolution/1/50%/0:flaky"]
+    assert len(service.recorder.escalations) == 1
+    second = service.tick(CREATED + timedelta(hours=3, minutes=1))
+    assert second.escalations_sent == ["escalate:INC-1/resolution/1/50%/0:flaky"]
+    assert len(service.recorder.escalations) == 1  # the recorder was not asked again
+    assert flaky.calls == 2
+
+
+def test_a_resolved_ticket_escalates_no_further(service):
+    service.apply([created(), event("resolved", 60)])
+    report = service.tick(CREATED + timedelta(hours=9))
+    assert [k for k in report.escalations_sent if "resolution" in k] == []
+
+
+def test_an_event_the_timeline_refuses_stores_nothing(service):
+    service.apply([created()])
+    bad = TicketEvent(
+        ticket_id="INC-1",
+        event_id="early",
+        type="updated",
+        at=CREATED - timedelta(hours=1),
+        fields={},
+    )
+    good = event("agent_replied", 5, public=True)
+    with pytest.raises(EventError):
+        service.apply([good, bad])
+    assert [e.event_id for e in service.store.events("INC-1")] == [created().event_id]
