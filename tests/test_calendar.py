@@ -349,6 +349,31 @@ def test_country_holidays_beyond_the_holidays_package_years_are_refused() -> Non
         cal.is_open(paris(2150, 7, 14, 10))
 
 
+def test_is_holiday_is_true_on_a_listed_holiday() -> None:
+    cal = Calendar.from_spec(
+        {
+            "timezone": "Europe/Paris",
+            "hours": {"mon-fri": ["09:00-17:00"]},
+            "holidays": ["2026-12-25"],
+        }
+    )
+    assert cal.is_holiday(paris(2026, 12, 25, 23))
+
+
+def test_is_holiday_is_true_on_a_country_holiday(china: Calendar) -> None:
+    assert china.is_holiday(shanghai(2026, 2, 17, 3))
+
+
+def test_is_holiday_is_false_on_an_ordinary_weekend(office: Calendar) -> None:
+    assert not office.is_holiday(paris(2026, 3, 7, 12))
+
+
+def test_is_holiday_uses_the_calendars_local_date(china: Calendar) -> None:
+    # 2026-02-16 17:00 UTC is 2026-02-17 01:00 in Shanghai; 2026-02-15 is no holiday.
+    assert china.is_holiday(datetime(2026, 2, 16, 17, tzinfo=UTC))
+    assert not china.is_holiday(shanghai(2026, 2, 15, 12))
+
+
 # -- China: official holidays and make-up workdays ----------------------------------------
 
 

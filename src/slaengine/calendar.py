@@ -216,6 +216,12 @@ class Calendar:
         """Whether ``t`` lies in working time (open at opening, closed at closing)."""
         return self._timeline.is_open(_to_us(t))
 
+    def is_holiday(self, t: datetime) -> bool:
+        """Whether ``t``'s local date is a holiday: listed, or a public holiday of a
+        named country, and not listed in ``workdays``. Special hours don't count.
+        """
+        return self._timeline.is_holiday(self._datetime(_to_us(t)).date())
+
     def next_open(self, t: datetime) -> datetime:
         """``t`` itself if open, else the next opening after ``t``."""
         return self._datetime(self._timeline.next_open(_to_us(t)))
@@ -413,6 +419,13 @@ class _Timeline:
                 day += one
             self.raw_years[year] = periods
         return periods
+
+    def is_holiday(self, day: date) -> bool:
+        if not self.first_year <= day.year <= self.last_year:
+            raise CalendarError(f"{day} is outside the years {self.years}")
+        if day in self.workdays:
+            return False
+        return day in self.holidays or day in self.country_days(day.year)[0]
 
     def is_working_date(self, day: date) -> bool:
         if not self.first_year <= day.year <= self.last_year:
