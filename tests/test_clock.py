@@ -8,7 +8,7 @@ and one escalation plan. Instants are written in Paris winter time (+01:00).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pytest
@@ -673,6 +673,12 @@ def test_a_metric_status_survives_a_json_round_trip() -> None:
     s = status("Tue 24 Nov 09:30", POLICY, *REOPENED)
     for value in s.values():
         assert MetricStatus.model_validate_json(value.model_dump_json()) == value
+
+
+def test_a_metric_status_gives_its_instants_in_utc() -> None:
+    s = status("Mon 23 Nov 10:30", POLICY, created("Mon 23 Nov 10:00"))["first_response"]
+    assert s.due_at is not None and s.due_at.tzinfo is UTC
+    assert s.due_at == t("Mon 23 Nov 14:00")
 
 
 def test_a_metric_status_is_a_frozen_value() -> None:

@@ -48,14 +48,14 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from slaengine.decision import Decision, MetricTarget
 from slaengine.errors import EventError
-from slaengine.escalation import EscalationPlan
+from slaengine.escalation import EscalationPlan, Threshold
 from slaengine.metric import EventCondition, MetricDefinition
 from slaengine.ticket import Ticket, TicketEvent, require_aware
 
@@ -128,8 +128,9 @@ _TICKET_ATTRS = frozenset(Ticket.model_fields) - {"id", "created_at", "fields"}
 
 
 def event_order_key(event: TicketEvent) -> tuple[datetime, int, str, str]:
-    """The key events are replayed in: instant, type order (:data:`EVENT_ORDER`), id."""
-    return (event.at, _RANK.get(event.type, _CUSTOM_RANK), event.type, event.event_id)
+    """The key events are replayed in: instant (in UTC), type order (:data:`EVENT_ORDER`), id."""
+    kind = event.type
+    return (event.at.astimezone(UTC), _RANK.get(kind, _CUSTOM_RANK), kind, event.event_id)
 
 
 # ---------------------------------------------------------------- output models
@@ -189,6 +190,9 @@ class MetricStatus(BaseModel):
     - ``due_at``: the instant the budget is used up; for a paused clock
       not yet due, as if it resumed at the status instant;
     - ``history``: the metric's earlier cycles, with counts by outcome.
+
+    Instants are in UTC (one timezone keeps comparisons cheap and output
+    unambiguous; show them in a local zone at the edge).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -221,25 +225,36 @@ class MetricStatus(BaseModel):
 
 # ----------------------------------------------------------- compiled metrics
 
-_Conditions = dict[str, tuple[dict[str, Any], ...]]
+#: Per event type: None when any event of that type matches, else the
+#: alternatives, each a tuple of (field, value) pairs that must all be equal.
+_Conditions = dict[str, tuple[tuple[tuple[str, Any], ...], ...] | None]
 
 
 def _compile(conditions: list[EventCondition]) -> _Conditions:
-    by_type: dict[str, list[dict[str, Any]]] = {}
+    by_type: dict[str, list[tuple[tuple[str, Any], ...]]] = {}
     for condition in conditions:
-        by_type.setdefault(condition.type, []).append(condition.fields)
-    return {t: tuple(fields) for t, fields in by_type.items()}
+        by_type.setdefault(condition.type, []).append(tuple(condition.fields.items()))
+    return {t: None if () in alts else tuple(alts) for t, alts in by_type.items()}
 
 
 _MISSING = object()
 
 
 def _matches(conditions: _Conditions, event: TicketEvent) -> bool:
-    wanted = conditions.get(event.type)
-    if wanted is None:
+    kind = event.type
+    if kind not in conditions:
         return False
+    alternatives = conditions[kind]
+    if alternatives is None:
+        return True
     got = event.fields
-    return any(all(got.get(k, _MISSING) == v for k, v in w.items()) for w in wanted)
+    for pairs in alternatives:
+        for key, value in pairs:
+            if got.get(key, _MISSING) != value:
+                break
+        else:
+            return True
+    return False
 
 
 class _Spec:
@@ -370,7 +385,7 @@ class _Cycle:
         mode: Literal["from_start", "from_change"],
     ) -> None:
         if mode == "from_change":
-            due = self.measure(at).due_at
+            due = self.measure(at).due
             if due is not None and at > due:
                 return  # already breached under the old target: the breach stands
             running = self.open_at is not None
@@ -396,7 +411,8 @@ class _Cycle:
                 self._budget = timedelta(seconds=self.target.seconds)
             elif self.target.days is not None:
                 cal = self.calendar
-                self._budget = cal.elapsed(self.since, cal.add_days(self.since, self.target.days))
+                end = cal.add_days(self.since, self.target.days).astimezone(UTC)
+                self._budget = cal.elapsed(self.since, end)
         return self._budget
 
     def measure(self, at: datetime) -> _Measure:
@@ -462,10 +478,6 @@ class _Measure:
         self.due = due
         self.state = state
 
-    @property
-    def due_at(self) -> datetime | None:
-        return self.due
-
 
 def _locate(
     cal: Calendar | None,
@@ -484,11 +496,35 @@ def _locate(
     counted = _ZERO
     for (start, _end), length in zip(segments, used, strict=True):
         if counted + length >= amount:
-            return cal.add(start, amount - counted)
+            return cal.add(start, amount - counted).astimezone(UTC)
         counted += length
     if resume is None:
         return None
-    return cal.add(resume, amount - counted)
+    return cal.add(resume, amount - counted).astimezone(UTC)
+
+
+_PlanThresholds = tuple[tuple[Threshold, float, timedelta], ...]
+# Thresholds by id() of a plan and a metric name, the plan kept alive as in _SPECS.
+_THRESHOLDS: dict[tuple[int, str], tuple[EscalationPlan, _PlanThresholds]] = {}
+
+
+def _thresholds(plan: EscalationPlan, metric: str) -> _PlanThresholds:
+    """The plan's thresholds that watch ``metric``: (threshold, share of target, offset).
+
+    A threshold that names no metric, in a plan that names none, watches every metric.
+    """
+    cached = _THRESHOLDS.get((id(plan), metric))
+    if cached is not None and cached[0] is plan:
+        return cached[1]
+    found = tuple(
+        (th, th.percent / 100, timedelta(seconds=th.offset_seconds))
+        for th in plan.thresholds
+        if plan.metric_of(th) in (None, metric)
+    )
+    if len(_THRESHOLDS) >= 1024:
+        _THRESHOLDS.clear()
+    _THRESHOLDS[(id(plan), metric)] = (plan, found)
+    return found
 
 
 # -------------------------------------------------------------------- metrics
@@ -505,9 +541,8 @@ class _Metric:
         self.history: list[_Cycle] = []
         self.event_paused = False
 
-    def on_event(self, event: TicketEvent, status: str, timeline: _Timeline) -> None:
+    def on_event(self, event: TicketEvent, at: datetime, status: str, timeline: _Timeline) -> None:
         spec = self.spec
-        at = event.at
         if event.type in spec.types:
             if _matches(spec.pause, event):
                 self.event_paused = True
@@ -591,13 +626,12 @@ class _Metric:
         if plan is not None and budget is not None:
             resume = cycle.open_at or (at if cycle.active else None)
             found = []
-            for threshold in plan.thresholds:
-                if plan.metric_of(threshold) not in (None, spec.name):
-                    continue
-                amount = budget * (threshold.percent / 100) + timedelta(
-                    seconds=threshold.offset_seconds
-                )
-                instant = _locate(cycle.calendar, cycle.segments, m.used, amount, resume)
+            for threshold, share, offset in _thresholds(plan, spec.name):
+                amount = budget * share + offset
+                if amount == budget and cycle.active:
+                    instant = m.due  # the 100 % threshold is the due time
+                else:
+                    instant = _locate(cycle.calendar, cycle.segments, m.used, amount, resume)
                 found.append(
                     ThresholdInstant(
                         at=threshold.at,
@@ -649,7 +683,7 @@ class _Timeline:
 
     __slots__ = ("policy", "ticket", "status", "decision", "metrics", "_calendars")
 
-    def __init__(self, policy: ClockPolicy, created: TicketEvent) -> None:
+    def __init__(self, policy: ClockPolicy, created: TicketEvent, at: datetime) -> None:
         self.policy = policy
         self.ticket = _ticket_from(created)
         self.status = self.ticket.status
@@ -657,7 +691,7 @@ class _Timeline:
         self.decision = policy.decide(self.ticket)
         self.metrics = [_Metric(spec) for spec in _specs(policy.metrics(self.decision))]
         for metric in self.metrics:
-            metric.on_event(created, self.status, self)
+            metric.on_event(created, at, self.status, self)
 
     def calendar(self, name: str) -> Calendar:
         calendar = self._calendars.get(name)
@@ -670,22 +704,28 @@ class _Timeline:
             return self.ticket
         return self.ticket.model_copy(update={"status": self.status})
 
-    def advance(self, event: TicketEvent) -> None:
+    def advance(self, event: TicketEvent, at: datetime) -> None:
         kind = event.type
-        if kind in _FIELD_EVENTS and event.fields:
-            changes = dict(event.fields)
-            status = changes.pop("status", None)
+        fields = event.fields
+        before = self.status
+        if kind in _FIELD_EVENTS:
+            status = fields.get("status")
             if status is not None:
                 self.status = str(status)
-            if changes:
+            if len(fields) > (status is not None):
+                changes = {k: v for k, v in fields.items() if k != "status"}
                 ticket = _updated_ticket(self.ticket, changes, event)
                 if ticket != self.ticket:
                     self.ticket = ticket
-                    self._redecide(event.at)
+                    self._redecide(at)
         elif kind in _IMPLIED_STATUS:
-            self.status = str(event.fields.get("status", _IMPLIED_STATUS[kind]))
+            self.status = str(fields.get("status", _IMPLIED_STATUS[kind]))
+        # A metric hears an event of a type it names, or any change of status
+        # (which may pause or run it); otherwise nothing about it can change.
+        moved = self.status != before
         for metric in self.metrics:
-            metric.on_event(event, self.status, self)
+            if moved or kind in metric.spec.types:
+                metric.on_event(event, at, self.status, self)
 
     def _redecide(self, at: datetime) -> None:
         decision = self.policy.decide(self.current_ticket())
@@ -743,8 +783,8 @@ def _updated_ticket(ticket: Ticket, changes: dict[str, Any], event: TicketEvent)
     for key in ("id", "created_at"):
         if key in changes:
             raise _event_error(event, f"{key} of a ticket cannot change")
-    data = ticket.model_dump()
-    fields = dict(data["fields"])
+    data = dict(ticket.__dict__)
+    fields = dict(ticket.fields)
     for key, value in changes.items():
         if key in _TICKET_ATTRS:
             data[key] = value
@@ -807,34 +847,37 @@ class TicketClock:
     def apply(self, event: TicketEvent) -> None:
         """Add one event; raise EventError for an event this ticket can't have."""
         self._check(event)
-        seen = self._events.get(event.event_id)
+        events = self._events
+        seen = events.get(event.event_id)
         if seen is not None:
             if seen != event:
                 raise _event_error(event, "this event id was given twice with different content")
             return
+        key = event_order_key(event)
+        at = key[0]
+        keys = self._keys
+        created = self._created
         if event.type == "created":
-            if self._created is not None:
+            if created is not None:
                 raise _event_error(
-                    event,
-                    f"ticket {event.ticket_id} already has created event {self._created.event_id}",
+                    event, f"ticket {event.ticket_id} already has created event {created.event_id}"
                 )
-            if self._keys and self._keys[0][0] < event.at:
-                first = self._events[self._keys[0][3]]
+            if keys and keys[0][0] < at:
+                first = events[keys[0][3]]
                 raise _event_error(first, f"happens before the ticket's creation at {event.at}")
             self._created = event
-        elif self._created is not None and event.at < self._created.at:
-            raise _event_error(event, f"happens before the ticket's creation at {self._created.at}")
-        key = event_order_key(event)
-        self._events[event.event_id] = event
-        if not self._keys or key > self._keys[-1]:
-            self._keys.append(key)
-            if self._timeline is not None and self._applied == len(self._keys) - 1:
-                self._advance(event)
-            elif len(self._keys) == 1 and event.type == "created":
-                self._replayed()
-        else:
-            bisect.insort(self._keys, key)
+        elif created is not None and at < keys[0][0]:
+            raise _event_error(event, f"happens before the ticket's creation at {created.at}")
+        events[event.event_id] = event
+        if keys and key < keys[-1]:
+            bisect.insort(keys, key)
             self._timeline = None  # replay from creation at the next read
+            return
+        keys.append(key)
+        if self._timeline is not None and self._applied == len(keys) - 1:
+            self._advance(event, at)
+        elif event.type == "created" and len(keys) == 1:
+            self._replayed()  # the created event, first of all
 
     def apply_all(self, events: Iterable[TicketEvent]) -> TicketClock:
         """Apply each event in turn; return self."""
@@ -846,15 +889,17 @@ class TicketClock:
         """Each metric's status at ``at``, counting the events up to ``at``.
 
         Before the ticket's creation there is nothing to report: ``{}``.
+        Instants in the statuses are in UTC.
         """
-        require_aware(at, "at")
+        at = require_aware(at, "at").astimezone(UTC)
         self._require_created()
-        if self._keys and at < self._keys[-1][0]:
-            upto = bisect.bisect_right(self._keys, at, key=lambda key: key[0])
+        keys = self._keys
+        if at < keys[-1][0]:
+            upto = bisect.bisect_right(keys, at, key=lambda key: key[0])
             if upto == 0:
                 return {}
             earlier = TicketClock(self.policy, self._ticket_id)
-            for key in self._keys[:upto]:
+            for key in keys[:upto]:
                 earlier.apply(self._events[key[3]])
             return earlier.status(at)
         return self._replayed().status_of(at)
@@ -875,10 +920,10 @@ class TicketClock:
             )
         return self._created
 
-    def _advance(self, event: TicketEvent) -> None:
+    def _advance(self, event: TicketEvent, at: datetime) -> None:
         assert self._timeline is not None
         try:
-            self._timeline.advance(event)
+            self._timeline.advance(event, at)
         except BaseException:
             self._timeline = None  # half-applied: replay from creation next time
             raise
@@ -887,11 +932,11 @@ class TicketClock:
     def _replayed(self) -> _Timeline:
         if self._timeline is None:
             created = self._require_created()
-            events = self._events
-            self._timeline = _Timeline(self.policy, created)
+            keys, events = self._keys, self._events
+            self._timeline = _Timeline(self.policy, created, keys[0][0])
             self._applied = 1
-            for key in self._keys[1:]:
-                self._advance(events[key[3]])
+            for key in keys[1:]:
+                self._advance(events[key[3]], key[0])
         return self._timeline
 
 

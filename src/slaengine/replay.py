@@ -21,7 +21,7 @@ import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -181,7 +181,8 @@ def replay_command(args: argparse.Namespace) -> int:
     """``slaengine replay``: print each ticket's metric statuses at ``--at``."""
     from slaengine.engine import Engine  # the rules engine loads only when needed
 
-    at: datetime = args.at or datetime.now(UTC)
+    at: datetime = args.at or datetime.now(UTC).astimezone()
+    zone = at.tzinfo  # the table shows instants at the offset --at was given in
     out = sys.stdout
     with Engine.from_directory(args.rulesets) as engine:
         stream, size = _open(args.events)
@@ -196,7 +197,7 @@ def replay_command(args: argparse.Namespace) -> int:
                     out.write(line.model_dump_json() + "\n")
                 else:
                     for status in statuses.values():
-                        out.write(_row(_cells(ticket_id, status)) + "\n")
+                        out.write(_row(_cells(ticket_id, status, zone)) + "\n")
                 if progress is not None:
                     progress.tick()
             if progress is not None:
@@ -219,17 +220,17 @@ def _row(cells: tuple[str, ...]) -> str:
     return "  ".join(c.ljust(w) for c, w in zip(cells, _WIDTHS, strict=True)).rstrip()
 
 
-def _cells(ticket_id: str, s: MetricStatus) -> tuple[str, ...]:
+def _cells(ticket_id: str, s: MetricStatus, zone: tzinfo | None) -> tuple[str, ...]:
     if s.met_at is not None:
-        note = f"met {_when(s.met_at)}"
+        note = f"met {_when(s.met_at, zone)}"
     elif s.cancelled_at is not None:
-        note = f"cancelled {_when(s.cancelled_at)}"
+        note = f"cancelled {_when(s.cancelled_at, zone)}"
     elif s.paused:
         note = "paused"
     else:
         note = ""
     if s.breached_at is not None:
-        note = f"breached {_when(s.breached_at)}" + (f", {note}" if note else "")
+        note = f"breached {_when(s.breached_at, zone)}" + (f", {note}" if note else "")
     return (
         ticket_id,
         s.metric,
@@ -238,13 +239,13 @@ def _cells(ticket_id: str, s: MetricStatus) -> tuple[str, ...]:
         s.target or "-",
         f"{s.percent_used:.0f}%" if s.percent_used is not None else "-",
         _hours(s.remaining_seconds),
-        _when(s.due_at),
+        _when(s.due_at, zone),
         note,
     )
 
 
-def _when(at: datetime | None) -> str:
-    return at.isoformat(timespec="minutes") if at is not None else "-"
+def _when(at: datetime | None, zone: tzinfo | None) -> str:
+    return at.astimezone(zone).isoformat(timespec="minutes") if at is not None else "-"
 
 
 def _hours(seconds: float | None) -> str:
