@@ -95,28 +95,41 @@ def test_statuses_are_returned_at_the_latest_event(service):
     assert statuses["INC-1"]["first_response"].state == "met"
 
 
+def escalations(report) -> list[str]:
+    return sorted(k.split(":")[1] for k in report.sent if k.startswith("escalate:"))
+
+
 def test_thresholds_fire_once_each_when_they_come_due(service):
     service.apply([created()])  # standard 2.0.0 urgent: resolution 6h on the 7x24 clock
-    early = service.tick(CREATED + timedelta(hours=2))
-    assert early.escalations_sent == []
-    half = service.tick(CREATED + timedelta(hours=3))
-    assert [k.split(":")[1] for k in half.escalations_sent] == ["INC-1/resolution/1/50%/0"]
-    again = service.tick(CREATED + timedelta(hours=3, minutes=1))
-    assert again.escalations_sent == []
-    late = service.tick(CREATED + timedelta(hours=9))
-    assert {k.split(":")[1] for k in late.escalations_sent} == {
-        "INC-1/resolution/1/75%/0",
-        "INC-1/resolution/1/100%/0",
+    assert escalations(service.deliver_due(CREATED + timedelta(hours=2))) == []
+    half = service.deliver_due(CREATED + timedelta(hours=3))
+    assert escalations(half) == ["INC-1/resolution/1/50%/0"]
+    assert escalations(service.deliver_due(CREATED + timedelta(hours=3, minutes=1))) == []
+    late = service.deliver_due(CREATED + timedelta(hours=9))
+    assert escalations(late) == [
         "INC-1/resolution/1/100%+2h/0",
-    }
+        "INC-1/resolution/1/100%/0",
+        "INC-1/resolution/1/75%/0",
+    ]
     assert len(service.recorder.escalations) == 4
+
+
+def test_a_pause_moves_pending_thresholds(service):
+    service.apply([created(), event("status_changed", 60, status="pending_customer")])
+    assert escalations(service.deliver_due(CREATED + timedelta(hours=5))) == []
+    service.apply([event("status_changed", 120, status="open")])  # paused one hour
+    assert escalations(service.deliver_due(CREATED + timedelta(hours=3, minutes=59))) == []
+    assert escalations(service.deliver_due(CREATED + timedelta(hours=4))) == [
+        "INC-1/resolution/1/50%/0"
+    ]
 
 
 def test_a_breach_is_reported_once_per_metric_cycle(service):
     service.apply([created()])
-    service.tick(CREATED + timedelta(minutes=20))
+    report = service.deliver_due(CREATED + timedelta(minutes=20))
+    assert report.sent == ["breach:INC-1/first_response/1"]
     assert service.recorder.breaches == ["INC-1:first_response"]
-    service.tick(CREATED + timedelta(minutes=30))
+    service.deliver_due(CREATED + timedelta(minutes=30))
     assert service.recorder.breaches == ["INC-1:first_response"]
 
 
@@ -124,19 +137,23 @@ def test_a_failed_delivery_is_retried_and_a_delivered_one_is_not(service):
     flaky = Flaky()
     service.host.register(flaky, "flaky")
     service.apply([created()])
-    first = service.tick(CREATED + timedelta(hours=3))
-    assert first.escalations_failed == ["escalate:INC-1/resolution/1/50%/0:flaky"]
+    first = service.deliver_due(CREATED + timedelta(hours=3))
+    assert first.failed == ["escalate:INC-1/resolution/1/50%/0:flaky"]
     assert len(service.recorder.escalations) == 1
-    second = service.tick(CREATED + timedelta(hours=3, minutes=1))
-    assert second.escalations_sent == ["escalate:INC-1/resolution/1/50%/0:flaky"]
+    second = service.deliver_due(CREATED + timedelta(hours=3, minutes=1))
+    assert "escalate:INC-1/resolution/1/50%/0:flaky" in second.sent
     assert len(service.recorder.escalations) == 1  # the recorder was not asked again
     assert flaky.calls == 2
 
 
 def test_a_resolved_ticket_escalates_no_further(service):
-    service.apply([created(), event("resolved", 60)])
-    report = service.tick(CREATED + timedelta(hours=9))
-    assert [k for k in report.escalations_sent if "resolution" in k] == []
+    service.apply([created()])
+    service.apply([event("resolved", 60)])
+    report = service.deliver_due(CREATED + timedelta(hours=9))
+    assert [k for k in report.sent if "resolution" in k] == []
+    assert {r["state"] for r in service.store.outbox_rows() if "resolution" in r["key"]} == {
+        "cancelled"
+    }
 
 
 def test_an_event_the_timeline_refuses_stores_nothing(service):

@@ -1,123 +1,73 @@
-"""The SLA service in process: intake, decisions, routing, escalations, breaches.
+"""The SLA service: intake, decisions, routing, escalations and breaches, durably.
 
-:class:`SlaService` ties the engine, the clocks and the plugins together::
+:class:`SlaService` ties the engine, the clocks, the plugins and a store
+together::
 
-    payload --intake plugins--> events --store (idempotent)--> TicketClock
-        --> decision (decision + routing hooks when it changes)
-    tick(now) --> thresholds come due --> escalation hooks, once per
-        (ticket, metric, cycle, threshold, action, plugin)
-              --> breaches --> breach hooks, once per (ticket, metric, cycle)
+    payload --intake plugins--> events --store (idempotent, atomic)-->
+        TicketClock --> decision (decision + routing hooks when it changes)
+                    --> statuses --> outbox rows: one per escalation action
+                        and plugin, one per breach notice, each at its instant
+    deliver_due(now) --> claims due rows --> escalation / breach hooks
+                     --> sent, retried later, or dead after MAX_ATTEMPTS
 
-State lives in a :class:`Store`; :class:`MemoryStore` keeps it in memory.
-A failed delivery stays pending and is retried at the next tick; what was
-delivered is never delivered again.
+Outbox rows are keyed by idempotency key ``ticket/metric/cycle/threshold/
+action`` (+ plugin), so each threshold fires once per metric cycle. A pause
+or a resolution moves or cancels rows that have not fired. A worker that
+dies after sending and before recording leaves a claimed row whose lease
+runs out; it is delivered again with the same idempotency key, so a
+receiver that honours the key acts once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from slaengine.clock import MetricStatus, TicketClock
 from slaengine.decision import Decision
 from slaengine.engine import Engine
-from slaengine.errors import EventError, TicketError
-from slaengine.escalation import EscalationContext
+from slaengine.errors import TicketError
+from slaengine.escalation import Action, EscalationContext
 from slaengine.intake import Intake
 from slaengine.plugins import PluginHost
+from slaengine.store import OutboxItem, SqlStore, TicketRecord
 from slaengine.ticket import TicketEvent, require_aware
 
 log = logging.getLogger(__name__)
 
-
-class Store(Protocol):
-    """Where the service keeps events and what it has delivered."""
-
-    def add_event(self, event: TicketEvent) -> bool:
-        """Store an event; False when its id is already stored (with equal content)."""
-
-    def events(self, ticket_id: str) -> list[TicketEvent]:
-        """Every stored event of a ticket."""
-
-    def ticket_ids(self) -> list[str]:
-        """Every ticket with stored events."""
-
-    def delivered(self, key: str) -> bool:
-        """Whether ``key`` (an escalation or breach delivery) was recorded as done."""
-
-    def record_delivery(self, key: str) -> None:
-        """Record ``key`` as done."""
-
-    def last_decision(self, ticket_id: str) -> str | None:
-        """The JSON of the last decision announced for a ticket."""
-
-    def record_decision(self, ticket_id: str, decision_json: str) -> None:
-        """Remember the decision announced for a ticket."""
-
-
-class MemoryStore:
-    """A Store in memory (for tests, the CLI and embedding)."""
-
-    def __init__(self) -> None:
-        self._events: dict[str, dict[str, TicketEvent]] = {}
-        self._owner: dict[str, str] = {}
-        self._delivered: set[str] = set()
-        self._decisions: dict[str, str] = {}
-
-    def add_event(self, event: TicketEvent) -> bool:
-        owner = self._owner.get(event.event_id)
-        if owner is not None:
-            seen = self._events[owner][event.event_id]
-            if seen != event:
-                raise EventError(
-                    "this event id is already stored with different content", event.event_id
-                )
-            return False
-        self._owner[event.event_id] = event.ticket_id
-        self._events.setdefault(event.ticket_id, {})[event.event_id] = event
-        return True
-
-    def events(self, ticket_id: str) -> list[TicketEvent]:
-        return list(self._events.get(ticket_id, {}).values())
-
-    def ticket_ids(self) -> list[str]:
-        return list(self._events)
-
-    def delivered(self, key: str) -> bool:
-        return key in self._delivered
-
-    def record_delivery(self, key: str) -> None:
-        self._delivered.add(key)
-
-    def last_decision(self, ticket_id: str) -> str | None:
-        return self._decisions.get(ticket_id)
-
-    def record_decision(self, ticket_id: str, decision_json: str) -> None:
-        self._decisions[ticket_id] = decision_json
+#: Delivery attempts before a row is dead-lettered.
+MAX_ATTEMPTS = 5
+#: First retry delay; doubles with each attempt.
+RETRY_DELAY = timedelta(seconds=30)
 
 
 @dataclass
-class TickReport:
-    """What one tick did."""
+class DeliveryReport:
+    """What one delivery round did (keys of outbox rows)."""
 
-    escalations_sent: list[str] = field(default_factory=list)  # delivery keys
-    escalations_failed: list[str] = field(default_factory=list)
-    escalations_unhandled: list[str] = field(default_factory=list)
-    breaches: list[str] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    dead: list[str] = field(default_factory=list)
 
 
 class SlaService:
-    """Engine + clocks + plugins + a store."""
+    """Engine + clocks + plugins + a store of one tenant."""
 
     def __init__(
-        self, engine: Engine, host: PluginHost | None = None, store: Store | None = None
+        self,
+        engine: Engine,
+        host: PluginHost | None = None,
+        store: SqlStore | None = None,
+        worker: str = "worker",
     ) -> None:
         self.engine = engine
         self.host = host or PluginHost(entry_points=False)
-        self.store: Store = store or MemoryStore()
+        self.store = store or SqlStore.in_memory()
+        self.worker = worker
 
     # -- intake -----------------------------------------------------------
 
@@ -139,10 +89,10 @@ class SlaService:
         return self.apply(self.intake(source, payload, headers).events)
 
     def apply(self, events: Iterable[TicketEvent]) -> dict[str, dict[str, MetricStatus]]:
-        """Store events (idempotently) and announce changed decisions.
+        """Store events (idempotently), announce changed decisions, reschedule deliveries.
 
-        Each touched ticket is replayed before anything is stored, so an
-        event its timeline refuses is reported and nothing of the batch is
+        Every touched ticket is replayed before anything is stored: an event
+        its timeline refuses raises EventError and nothing of the batch is
         stored. Returns each touched ticket's statuses at its latest event.
         """
         batch = list(events)
@@ -155,26 +105,93 @@ class SlaService:
             clock.apply_all(self.store.events(ticket_id))
             clock.apply_all(new)  # raises EventError before anything is stored
             clocks[ticket_id] = clock
-        for event in batch:
-            self.store.add_event(event)
+        self.store.add_events(batch)
         statuses = {}
         for ticket_id, clock in clocks.items():
-            self._announce(clock)
-            latest = max(e.at for e in clock.events)
-            statuses[ticket_id] = clock.status(latest)
+            at = max(e.at for e in clock.events)
+            statuses[ticket_id] = self._refresh(clock, at)
         return statuses
 
-    def _announce(self, clock: TicketClock) -> None:
+    def _refresh(self, clock: TicketClock, at: datetime) -> dict[str, MetricStatus]:
         decision = clock.decision
+        statuses = clock.status(at)
+        previous = self.store.ticket(decision.ticket_id)
         text = decision.model_dump_json()
-        ticket_id = decision.ticket_id
-        if self.store.last_decision(ticket_id) == text:
-            return
-        ticket = clock.ticket
-        self.host.call("slaengine_decision", ticket=ticket, decision=decision)
-        if decision.route is not None:
-            self.host.call("slaengine_route", ticket=ticket, decision=decision)
-        self.store.record_decision(ticket_id, text)
+        open_dues = [s.due_at for s in statuses.values() if s.active and s.due_at is not None]
+        record = TicketRecord(
+            ticket_id=decision.ticket_id,
+            created_at=clock.ticket.created_at,
+            ruleset=decision.ruleset_ref,
+            decision=text,
+            statuses=json.dumps({m: s.model_dump(mode="json") for m, s in statuses.items()}),
+            next_due_at=min(open_dues, key=lambda d: d.astimezone(UTC)) if open_dues else None,
+        )
+        self.store.save_ticket(record, self._schedule(decision, statuses))
+        if previous is None or previous.decision != text:
+            ticket = clock.ticket
+            self.host.call("slaengine_decision", ticket=ticket, decision=decision)
+            if decision.route is not None:
+                self.host.call("slaengine_route", ticket=ticket, decision=decision)
+        return statuses
+
+    def _schedule(
+        self, decision: Decision, statuses: Mapping[str, MetricStatus]
+    ) -> list[OutboxItem]:
+        """The deliveries owed for a ticket as its clocks stand now."""
+        items = []
+        plan = self.engine.escalation_plan(decision)
+        escalators = self.host.implementations("slaengine_escalate")
+        for status in statuses.values():
+            # A paused clock's future instants are unknown until it resumes.
+            if not status.active or status.paused:
+                continue
+            if status.due_at is not None and status.breached_at is None:
+                key = f"breach:{decision.ticket_id}/{status.metric}/{status.cycle}"
+                items.append(
+                    OutboxItem(
+                        key=key,
+                        kind="breach",
+                        ticket_id=decision.ticket_id,
+                        fire_at=status.due_at,
+                        payload={"metric": status.metric},
+                    )
+                )
+            if plan is None:
+                continue
+            for threshold in status.thresholds:
+                if threshold.instant is None or threshold.reached:
+                    continue
+                spec = next(t for t in plan.thresholds if t.at == threshold.at)
+                for index, action in enumerate(spec.actions):
+                    context = EscalationContext(
+                        ticket_id=decision.ticket_id,
+                        metric=status.metric,
+                        cycle=status.cycle,
+                        threshold=threshold.at,
+                        instant=threshold.instant,
+                        action_index=index,
+                        plan=decision.escalation_plan or "",
+                        ruleset=decision.ruleset_ref,
+                        priority=decision.priority,
+                        due_at=status.due_at,
+                    )
+                    for plugin in escalators:
+                        items.append(
+                            OutboxItem(
+                                key=f"escalate:{context.idempotency_key}:{plugin}",
+                                kind="escalate",
+                                ticket_id=decision.ticket_id,
+                                fire_at=threshold.instant,
+                                payload={
+                                    "plugin": plugin,
+                                    "context": context.model_dump(mode="json"),
+                                    "action": action.model_dump(mode="json"),
+                                },
+                            )
+                        )
+        return items
+
+    # -- queries ----------------------------------------------------------
 
     def clock(self, ticket_id: str) -> TicketClock:
         """The clock of a stored ticket."""
@@ -187,78 +204,44 @@ class SlaService:
         """A stored ticket's metric statuses at ``at``."""
         return self.clock(ticket_id).status(require_aware(at, "at"))
 
-    # -- escalations and breaches -----------------------------------------
+    # -- delivery ---------------------------------------------------------
 
-    def tick(self, now: datetime) -> TickReport:
-        """Fire every escalation threshold and breach notice that has come due by ``now``."""
+    def deliver_due(self, now: datetime, limit: int = 500) -> DeliveryReport:
+        """Deliver every owed escalation and breach notice that has come due by ``now``."""
         require_aware(now, "now")
-        report = TickReport()
-        for ticket_id in self.store.ticket_ids():
-            clock = self.clock(ticket_id)
-            decision = clock.decision
-            for status in clock.status(now).values():
-                self._escalate(decision, status, now, report)
-                self._breach(ticket_id, status, now, report)
-        return report
+        report = DeliveryReport()
+        while True:
+            items = self.store.claim(now, self.worker, limit)
+            if not items:
+                return report
+            for item in items:
+                self._deliver(item, now, report)
+            if len(items) < limit:
+                return report
 
-    def _escalate(
-        self, decision: Decision, status: MetricStatus, now: datetime, report: TickReport
-    ) -> None:
-        plan = self.engine.escalation_plan(decision)
-        if plan is None:
-            return
-        for threshold in status.thresholds:
-            if threshold.instant is None or threshold.instant > now:
-                continue
-            spec = next(t for t in plan.thresholds if t.at == threshold.at)
-            for index, action in enumerate(spec.actions):
-                context = EscalationContext(
-                    ticket_id=decision.ticket_id,
-                    metric=status.metric,
-                    cycle=status.cycle,
-                    threshold=threshold.at,
-                    instant=threshold.instant,
-                    action_index=index,
-                    plan=decision.escalation_plan or "",
-                    ruleset=decision.ruleset_ref,
-                    priority=decision.priority,
-                    due_at=status.due_at,
+    def _deliver(self, item: OutboxItem, now: datetime, report: DeliveryReport) -> None:
+        try:
+            if item.kind == "escalate":
+                context = EscalationContext.model_validate(item.payload["context"])
+                action = Action.model_validate(item.payload["action"])
+                self.host.call_plugin(
+                    item.payload["plugin"], "slaengine_escalate", context=context, action=action
                 )
-                self._deliver(context, action, report)
-
-    def _deliver(self, context: EscalationContext, action: Any, report: TickReport) -> None:
-        key = context.idempotency_key
-        plugins = self.host.implementations("slaengine_escalate")
-        handled = False
-        for plugin in plugins:
-            plugin_key = f"escalate:{key}:{plugin}"
-            if self.store.delivered(plugin_key):
-                handled = True
-                continue
-            try:
-                result = self.host.call_plugin(
-                    plugin, "slaengine_escalate", context=context, action=action
-                )
-            except Exception as exc:  # retried at the next tick
-                log.warning("escalation %s via %s failed: %s", key, plugin, exc)
-                report.escalations_failed.append(plugin_key)
-                handled = True
-                continue
-            if result:
-                self.store.record_delivery(plugin_key)
-                report.escalations_sent.append(plugin_key)
-                handled = True
-        if not handled and not self.store.delivered(f"escalate:{key}:unhandled"):
-            log.warning("no plugin handles %s action of %s", action.type, key)
-            self.store.record_delivery(f"escalate:{key}:unhandled")
-            report.escalations_unhandled.append(key)
-
-    def _breach(self, ticket_id: str, status: MetricStatus, now: datetime, report: TickReport):
-        if status.breached_at is None or status.breached_at > now:
+            else:
+                clock = self.clock(item.ticket_id)
+                status = clock.status(max(now, item.fire_at))[item.payload["metric"]]
+                self.host.call("slaengine_breach", ticket_id=item.ticket_id, status=status)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if item.attempts + 1 >= MAX_ATTEMPTS:
+                log.error("giving up on %s after %d attempts: %s", item.key, MAX_ATTEMPTS, error)
+                self.store.finish(item, self.worker, error=error)
+                report.dead.append(item.key)
+            else:
+                retry_at = now + RETRY_DELAY * (2**item.attempts)
+                log.warning("delivery of %s failed (%s); retry at %s", item.key, error, retry_at)
+                self.store.finish(item, self.worker, error=error, retry_at=retry_at)
+                report.failed.append(item.key)
             return
-        key = f"breach:{ticket_id}/{status.metric}/{status.cycle}"
-        if self.store.delivered(key):
-            return
-        self.host.call("slaengine_breach", ticket_id=ticket_id, status=status)
-        self.store.record_delivery(key)
-        report.breaches.append(key)
+        self.store.finish(item, self.worker)
+        report.sent.append(item.key)

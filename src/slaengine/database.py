@@ -1,0 +1,132 @@
+"""The database schema and connections (SQLAlchemy 2).
+
+SQLite is the embedded default (a file under a data directory, WAL
+journal); PostgreSQL serves production. The schema is created and upgraded
+by Alembic migrations (``slaengine/migrations``), never by ``create_all``
+outside tests of the migrations themselves.
+
+Every row belongs to a tenant; every key starts with the tenant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine as SqlEngine
+
+metadata = sa.MetaData()
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # SHA-256 hex; tokens are not stored
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("ticket_id", sa.String(200), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # the event as JSON
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_events_ticket", "tenant_id", "ticket_id"),
+)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("ticket_id", sa.String(200), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ruleset", sa.String(300), nullable=False),  # name@version+revision
+    sa.Column("decision", sa.Text, nullable=False),
+    sa.Column("statuses", sa.Text, nullable=False),  # metric statuses as JSON
+    sa.Column("next_due_at", sa.DateTime(timezone=True), nullable=True),  # earliest open due
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_tickets_due", "tenant_id", "next_due_at"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(600), nullable=False),  # idempotency key (+ plugin)
+    sa.Column("kind", sa.String(32), nullable=False),  # escalate | breach
+    sa.Column("ticket_id", sa.String(200), nullable=False),
+    sa.Column("fire_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | sent | cancelled | dead
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("claimed_by", sa.String(100), nullable=True),
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("tenant_id", "key", name="uq_outbox_key"),
+    sa.Index("ix_outbox_due", "state", "fire_at"),
+)
+
+ruleset_reloads = sa.Table(
+    "ruleset_reloads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=True),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("revisions", sa.Text, nullable=False),  # JSON list of name@version+revision
+    sa.Column("errors", sa.Text, nullable=True),
+)
+
+
+def sqlite_url(data_dir: str | Path) -> str:
+    """The URL of the embedded database file in ``data_dir``."""
+    path = Path(data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(path / 'slaengine.db').resolve()}"
+
+
+def connect(url: str) -> SqlEngine:
+    """An SQLAlchemy engine; SQLite gets WAL, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def upgrade(engine: SqlEngine) -> None:
+    """Bring the schema to the newest migration."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
