@@ -476,6 +476,17 @@ def test_reopening_with_new_cycle_starts_resolution_afresh() -> None:
     ]
 
 
+def test_a_resumed_cycle_counts_against_the_target_in_force_at_the_reopen() -> None:
+    steps = (
+        created("Mon 23 Nov 09:00", "high"),  # resolution 16h office
+        ("Mon 23 Nov 12:00", "resolved"),  # 3h used, met
+        ("Mon 23 Nov 13:00", "severity_changed", {"severity": "urgent"}),  # 4h on 7x24
+        ("Tue 24 Nov 09:00", "reopened"),
+    )
+    s = status("Tue 24 Nov 09:30", POLICY, *steps)["resolution"]
+    assert (s.target, s.due_at) == ("4h", t("Tue 24 Nov 10:00"))
+
+
 def test_a_resumed_cycle_that_runs_out_is_breached() -> None:
     s = status("Tue 24 Nov 11:00", POLICY, *REOPENED)["resolution"]
     assert (s.state, s.breached_at) == ("breached", t("Tue 24 Nov 10:00"))

@@ -570,6 +570,7 @@ class _Metric:
             elif event.type == "reopened" and cycle is not None and not cycle.active:
                 if spec.on_reopen == "resume":
                     cycle.reopen(at, paused)
+                    timeline.retarget(cycle, spec.name, at)  # the target may have changed
                 elif spec.on_reopen == "new_cycle":
                     self._new_cycle(at, paused, timeline)
         else:
@@ -731,21 +732,22 @@ class _Timeline:
         decision = self.policy.decide(self.current_ticket())
         if decision == self.decision:
             return
-        old_targets = self.decision.targets
         self.decision = decision
         self._calendars = {}
         specs = _specs(self.policy.metrics(decision))
         known = {m.spec.name: m for m in self.metrics}
         self.metrics = [known.get(spec.name) or _Metric(spec) for spec in specs]
-        mode = self.policy.retarget(decision)
         for metric in self.metrics:
             cycle = metric.cycle
-            name = metric.spec.name
-            target = decision.targets.get(name)
-            if cycle is None or not cycle.active or target == old_targets.get(name):
-                continue
+            if cycle is not None and cycle.active:
+                self.retarget(cycle, metric.spec.name, at)
+
+    def retarget(self, cycle: _Cycle, name: str, at: datetime) -> None:
+        """Give an open cycle the current decision's target, if that changed."""
+        target = self.decision.targets.get(name)
+        if target != cycle.target:
             calendar = self.calendar(target.calendar) if target else None
-            cycle.retarget(at, target, calendar, mode)
+            cycle.retarget(at, target, calendar, self.policy.retarget(self.decision))
 
     def status_of(self, at: datetime) -> dict[str, MetricStatus]:
         plan = self.policy.escalation_plan(self.decision)
