@@ -232,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
 
+    from slaengine.serve import add_serve_parsers
+
+    add_serve_parsers(sub)
+
     try:
         from slaengine.replay import add_replay_parser
     except ImportError:  # the clock module is optional until it is installed

@@ -1,0 +1,327 @@
+"""The HTTP API (FastAPI): helpdesk systems that are not written in Python call this.
+
+Every request but the health checks carries ``Authorization: Bearer TOKEN``;
+the token's tenant scopes everything the request can see or change. Errors
+are JSON: ``{"error": {"path": "...", "message": "..."}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from slaengine.clock import MetricStatus
+from slaengine.database import ruleset_reloads
+from slaengine.engine import Engine
+from slaengine.errors import EventError, NoRuleMatched, RulesetErrors, SlaEngineError, TicketError
+from slaengine.plugins import PluginHost
+from slaengine.service import SlaService
+from slaengine.store import SqlStore
+from slaengine.tenancy import tenant_of
+from slaengine.ticket import parse_event
+
+#: Request bodies larger than this are refused (413).
+MAX_BODY_BYTES = 1_000_000
+
+
+class ApiError(Exception):
+    """An error answered as JSON with a status code."""
+
+    def __init__(self, status: int, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.status, self.message, self.path = status, message, path
+
+
+@dataclass
+class Tenant:
+    """One tenant's rulesets, engine and service."""
+
+    name: str
+    rulesets: Path
+    service: SlaService
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    retired: list[Engine] = field(default_factory=list)
+
+
+class Metrics:
+    """Prometheus metrics of one app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.decisions = Counter("slaengine_decisions", "Decisions made", registry=self.registry)
+        self.events = Counter("slaengine_events", "Ticket events stored", registry=self.registry)
+        self.escalations = Counter(
+            "slaengine_escalations", "Escalation deliveries", ["outcome"], registry=self.registry
+        )
+        self.breaches = Counter("slaengine_breaches", "Breach notices", registry=self.registry)
+        self.latency = Histogram(
+            "slaengine_request_seconds",
+            "Request latency",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+
+
+class SlaApp:
+    """Holds tenants, the store and the plugin host behind the FastAPI app."""
+
+    def __init__(
+        self, store: SqlStore, tenants: Mapping[str, str | Path], host: PluginHost | None = None
+    ) -> None:
+        self.store = store
+        self.host = host or PluginHost(entry_points=False)
+        self.metrics = Metrics()
+        self.tenants: dict[str, Tenant] = {}
+        for name, rulesets in tenants.items():
+            engine = Engine.from_directory(rulesets)
+            service = SlaService(engine, self.host, store.for_tenant(name), worker=f"api-{name}")
+            self.tenants[name] = Tenant(name, Path(rulesets), service)
+        self.ready = True
+
+    def tenant(self, name: str) -> Tenant:
+        return self.tenants[name]
+
+    def reload(self, tenant: Tenant) -> dict[str, Any]:
+        """Load the tenant's rulesets anew; a broken set is refused and the old stays."""
+        with tenant.lock:
+            try:
+                engine = Engine.from_directory(tenant.rulesets)
+            except RulesetErrors as exc:
+                self._audit(tenant.name, False, [], str(exc))
+                raise ApiError(
+                    422, f"rulesets refused, the working set stays in force:\n{exc}"
+                ) from None
+            old = tenant.service.engine
+            tenant.service.engine = engine
+            tenant.retired.append(old)  # requests in flight may still use it
+            revisions = [f"{r.name}@{r.version}+{r.revision}" for r in engine.rulesets()]
+            self._audit(tenant.name, True, revisions, None)
+            return {"reloaded": revisions}
+
+    def _audit(self, tenant: str, ok: bool, revisions: list[str], errors: str | None) -> None:
+        with self.store.engine.begin() as conn:
+            conn.execute(
+                ruleset_reloads.insert().values(
+                    at=datetime.now(UTC),
+                    tenant_id=tenant,
+                    ok=ok,
+                    revisions=json.dumps(revisions),
+                    errors=errors,
+                )
+            )
+
+    def deliver_due(self, now: datetime | None = None) -> None:
+        """One scheduler round over every tenant."""
+        now = now or datetime.now(UTC)
+        for tenant in self.tenants.values():
+            report = tenant.service.deliver_due(now)
+            escalated = [k for k in report.sent if k.startswith("escalate:")]
+            self.metrics.escalations.labels("sent").inc(len(escalated))
+            self.metrics.escalations.labels("failed").inc(len(report.failed) + len(report.dead))
+            self.metrics.breaches.inc(len(report.sent) - len(escalated))
+
+    def close(self) -> None:
+        for tenant in self.tenants.values():
+            tenant.service.engine.close()
+            for engine in tenant.retired:
+                engine.close()
+        self.host.close()
+
+
+def _statuses(statuses: Mapping[str, MetricStatus]) -> dict[str, Any]:
+    return {metric: status.model_dump(mode="json") for metric, status in statuses.items()}
+
+
+def _parse_instant(text: str, path: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(400, f"{text!r} is not an ISO 8601 instant", path) from None
+    if value.tzinfo is None:
+        raise ApiError(400, f"{text!r} has no timezone; add an offset such as +08:00", path)
+    return value
+
+
+def tenant_of_request(request: Request) -> Tenant:
+    """The tenant whose bearer token the request carries (401 otherwise)."""
+    sla: SlaApp = request.app.state.sla
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "missing bearer token", "headers.authorization")
+    name = tenant_of(sla.store.engine, token.strip())
+    if name is None or name not in sla.tenants:
+        raise ApiError(401, "unknown token", "headers.authorization")
+    return sla.tenant(name)
+
+
+TenantOf = Annotated[Tenant, Depends(tenant_of_request)]
+
+
+def create_app(sla: SlaApp) -> FastAPI:
+    """The FastAPI application over ``sla``."""
+    app = FastAPI(title="slaengine", version="0.1.0", description=__doc__)
+    app.state.sla = sla
+
+    @app.middleware("http")
+    async def limit_and_time(request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes", "body")
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        sla.metrics.latency.labels(getattr(route, "path", "other")).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0]
+        path = ".".join(str(p) for p in err["loc"])
+        return _error(422, err["msg"], path)
+
+    @app.exception_handler(TicketError)
+    @app.exception_handler(EventError)
+    async def input_error(_request: Request, exc: TicketError | EventError) -> JSONResponse:
+        return _error(422, exc.message, exc.path)
+
+    @app.exception_handler(NoRuleMatched)
+    async def no_rule(_request: Request, exc: NoRuleMatched) -> JSONResponse:
+        return _error(422, str(exc), "")
+
+    @app.exception_handler(SlaEngineError)
+    async def engine_error(_request: Request, exc: SlaEngineError) -> JSONResponse:
+        return _error(422, str(exc), "")
+
+    async def json_body(request: Request) -> Any:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, f"request body over {MAX_BODY_BYTES} bytes", "body")
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"malformed JSON: {exc}", "body") from None
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        try:
+            with sla.store.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:  # the database is the dependency that can fail
+            return _error(503, f"database unavailable: {exc}", "")
+        return JSONResponse({"status": "ready", "tenants": sorted(sla.tenants)})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(sla.metrics.registry), media_type="text/plain")
+
+    @app.post("/v1/evaluate")
+    async def evaluate(request: Request, t: TenantOf) -> Any:
+        body = await json_body(request)
+        engine = t.service.engine
+        if isinstance(body, list):
+            decisions = engine.evaluate_many(body)
+            sla.metrics.decisions.inc(len(decisions))
+            return [d.model_dump(mode="json") for d in decisions]
+        decision = engine.evaluate(body)
+        sla.metrics.decisions.inc()
+        return decision.model_dump(mode="json")
+
+    @app.post("/v1/tickets/{ticket_id}/events")
+    async def post_events(ticket_id: str, request: Request, t: TenantOf) -> Any:
+        body = await json_body(request)
+        items = body if isinstance(body, list) else [body]
+        parsed = []
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                item = {"ticket_id": ticket_id, **item}
+            try:
+                event = parse_event(item)
+            except TicketError as exc:
+                prefix = f"[{i}]." if isinstance(body, list) else ""
+                raise ApiError(422, exc.message, prefix + exc.path) from None
+            if event.ticket_id != ticket_id:
+                raise ApiError(422, f"event is for ticket {event.ticket_id!r}", "ticket_id")
+            parsed.append(event)
+        statuses = t.service.apply(parsed)
+        sla.metrics.events.inc(len(parsed))
+        return {"ticket_id": ticket_id, "metrics": _statuses(statuses[ticket_id])}
+
+    @app.get("/v1/tickets/{ticket_id}/sla")
+    def ticket_sla(ticket_id: str, t: TenantOf, at: str | None = None) -> Any:
+        instant = _parse_instant(at, "query.at") if at else datetime.now(UTC)
+        record = t.service.store.ticket(ticket_id)
+        if record is None:
+            raise ApiError(404, f"unknown ticket {ticket_id!r}", "ticket_id")
+        statuses = t.service.status(ticket_id, instant)
+        return {
+            "ticket_id": ticket_id,
+            "at": instant.isoformat(),
+            "decision": json.loads(record.decision),
+            "metrics": _statuses(statuses),
+        }
+
+    @app.get("/v1/tickets")
+    def work_queue(breaching_before: str, t: TenantOf, limit: int = 100) -> Any:
+        instant = _parse_instant(breaching_before, "query.breaching_before")
+        rows = t.service.store.breaching_before(instant, min(max(limit, 1), 1000))
+        return [
+            {
+                "ticket_id": r.ticket_id,
+                "next_due_at": r.next_due_at.isoformat(),
+                "ruleset": r.ruleset,
+                "priority": json.loads(r.decision).get("priority"),
+            }
+            for r in rows
+        ]
+
+    @app.post("/v1/intake/{source}")
+    async def intake(source: str, request: Request, t: TenantOf) -> Any:
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, f"request body over {MAX_BODY_BYTES} bytes", "body")
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
+        adapter = sla.host.pm.get_plugin(source)
+        verify = getattr(adapter, "verify", None)
+        if verify is not None:
+            verify(headers, raw)
+        payload = await json_body(request)
+        statuses = t.service.receive(source, payload, headers)
+        return {tid: _statuses(s) for tid, s in statuses.items()}
+
+    @app.get("/v1/rulesets")
+    def rulesets(t: TenantOf) -> Any:
+        return [info.model_dump(mode="json") for info in t.service.engine.rulesets()]
+
+    @app.post("/v1/rulesets/reload")
+    def reload(t: TenantOf) -> Any:
+        return sla.reload(t)
+
+    return app
+
+
+def _error(status: int, message: str, path: str) -> JSONResponse:
+    return JSONResponse({"error": {"path": path, "message": message}}, status_code=status)

@@ -1,0 +1,153 @@
+"""``slaengine serve``, ``slaengine worker`` and ``slaengine token``: running the service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from slaengine.database import sqlite_url
+
+log = logging.getLogger("slaengine")
+
+#: How often the scheduler looks for due deliveries.
+TICK_SECONDS = 0.2
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _tenants(values: list[str] | None, default_rulesets: str) -> dict[str, str]:
+    tenants = {}
+    for value in values or [f"default={default_rulesets}"]:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--tenant takes NAME=RULESETS_DIR, not {value!r}")
+        tenants[name] = path
+    return tenants
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rulesets", default="rulesets", help="rulesets of the default tenant")
+    p.add_argument(
+        "--tenant",
+        action="append",
+        metavar="NAME=DIR",
+        help="a tenant and its rulesets directory (repeatable)",
+    )
+    p.add_argument("--data", default="data", help="data directory (embedded SQLite lives here)")
+    p.add_argument(
+        "--database",
+        default=os.environ.get("SLAENGINE_DATABASE"),
+        help="database URL (default: SQLite in --data; or postgresql://...)",
+    )
+    p.add_argument("--plugins-config", help="plugin settings YAML")
+
+
+def add_serve_parsers(sub: Any) -> None:
+    """Register serve, worker and token."""
+    p = sub.add_parser("serve", help="run the HTTP API and the escalation scheduler")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--no-scheduler", action="store_true", help="leave escalations to workers")
+    p.set_defaults(func=serve_command)
+
+    p = sub.add_parser("worker", help="run only the escalation scheduler")
+    _common(p)
+    p.add_argument("--name", default=f"worker-{os.getpid()}")
+    p.set_defaults(func=worker_command)
+
+    p = sub.add_parser("token", help="create an API token for a tenant (shown once)")
+    p.add_argument("tenant")
+    p.add_argument("--name", default="cli")
+    p.add_argument("--data", default="data")
+    p.add_argument("--database", default=os.environ.get("SLAENGINE_DATABASE"))
+    p.set_defaults(func=token_command)
+
+
+def _app(args: argparse.Namespace, worker: str) -> Any:
+    from slaengine.api import SlaApp
+    from slaengine.plugins import PluginHost, load_plugin_config
+    from slaengine.store import SqlStore
+
+    store = SqlStore.open(args.database or sqlite_url(args.data))
+    host = PluginHost(load_plugin_config(args.plugins_config))
+    sla = SlaApp(store, _tenants(args.tenant, args.rulesets), host)
+    for tenant in sla.tenants.values():
+        tenant.service.worker = worker
+    return sla
+
+
+def _scheduler(sla: Any, stop: threading.Event) -> threading.Thread:
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                sla.deliver_due()
+            except Exception:  # keep the scheduler alive; the next round retries
+                log.exception("scheduler round failed")
+            stop.wait(TICK_SECONDS)
+
+    thread = threading.Thread(target=loop, name="slaengine-scheduler", daemon=True)
+    thread.start()
+    return thread
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from slaengine.api import create_app
+    from slaengine.tenancy import create_token, has_tokens
+
+    _logging()
+    sla = _app(args, worker=f"serve-{os.getpid()}")
+    if not has_tokens(sla.store.engine):
+        token = create_token(sla.store.engine, next(iter(sla.tenants)), "first start")
+        path = Path(args.data)
+        path.mkdir(parents=True, exist_ok=True)
+        token_file = path / "token"
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+        print(f"created an API token for tenant {next(iter(sla.tenants))!r}: see {token_file}")
+    stop = threading.Event()
+    if not args.no_scheduler:
+        _scheduler(sla, stop)
+    print(f"slaengine serving on http://{args.host}:{args.port} (OpenAPI at /docs)", flush=True)
+    try:
+        uvicorn.run(create_app(sla), host=args.host, port=args.port, log_level="warning")
+    finally:
+        stop.set()
+        sla.close()
+    return 0
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    _logging()
+    sla = _app(args, worker=args.name)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    thread = _scheduler(sla, stop)
+    print(f"slaengine worker {args.name} running", flush=True)
+    try:
+        while thread.is_alive() and not stop.is_set():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop.set()
+    sla.close()
+    return 0
+
+
+def token_command(args: argparse.Namespace) -> int:
+    from slaengine.store import SqlStore
+    from slaengine.tenancy import create_token
+
+    store = SqlStore.open(args.database or sqlite_url(args.data))
+    print(create_token(store.engine, args.tenant, args.name))
+    return 0
