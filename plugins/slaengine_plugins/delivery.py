@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import ssl
 import threading
 import time
@@ -115,6 +116,14 @@ class DeliveryConfig(BaseModel):
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         return self.backoff * 2 ** (number - 1)
+
+
+def from_env(name: str) -> str:
+    """The value of environment variable ``name`` (a secret); ValueError when unset or empty."""
+    value = os.environ.get(name)
+    if not value:
+        raise ValueError(f"environment variable {name} is not set")
+    return value
 
 
 def append_dead_letter(path: Path, record: Mapping[str, Any]) -> None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import smtplib
 import ssl
 from collections.abc import Mapping
@@ -41,7 +40,7 @@ from pydantic import field_validator
 
 from slaengine.escalation import Action, EscalationContext
 from slaengine.hookspecs import hookimpl
-from slaengine_plugins.delivery import DeliveryConfig, DeliveryError
+from slaengine_plugins.delivery import DeliveryConfig, DeliveryError, from_env
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +80,7 @@ class SmtpNotifier:
             raise ValueError("a host needs a sender address")
         if (settings.username is None) != (settings.password_env is None):
             raise ValueError("give username and password_env together")
-        password = None
-        if settings.password_env is not None:
-            password = os.environ.get(settings.password_env)
-            if not password:
-                raise ValueError(f"environment variable {settings.password_env} is not set")
+        password = None if settings.password_env is None else from_env(settings.password_env)
         self.config, self._password = settings, password
 
     @hookimpl

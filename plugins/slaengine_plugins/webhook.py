@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -48,7 +47,7 @@ from pydantic import field_validator
 
 from slaengine.escalation import Action, EscalationContext
 from slaengine.hookspecs import hookimpl
-from slaengine_plugins.delivery import DeliveryConfig, http_client, send_http
+from slaengine_plugins.delivery import DeliveryConfig, from_env, http_client, send_http
 
 #: The fields of the escalation context a webhook body carries.
 CONTEXT_FIELDS = frozenset(
@@ -97,9 +96,7 @@ class WebhookNotifier:
             raise ValueError("give either secret or secret_env, not both")
         secret = settings.secret
         if settings.secret_env is not None:
-            secret = os.environ.get(settings.secret_env)
-            if not secret:
-                raise ValueError(f"environment variable {settings.secret_env} is not set")
+            secret = from_env(settings.secret_env)
         if settings.url is not None and not secret:
             raise ValueError("a url needs a secret or secret_env to sign with")
         self.config, self._secret = settings, secret or ""

@@ -42,7 +42,6 @@ excerpt of the body (5xx, 429 and connection errors after retries).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -55,7 +54,7 @@ from slaengine.errors import SlaEngineError
 from slaengine.escalation import Action, EscalationContext
 from slaengine.hookspecs import hookimpl
 from slaengine.ticket import Ticket
-from slaengine_plugins.delivery import DeliveryConfig, http_client, send_http
+from slaengine_plugins.delivery import DeliveryConfig, from_env, http_client, send_http
 
 PLUGIN = "writeback"
 
@@ -101,9 +100,7 @@ class WriteBack:
             raise ValueError("a username needs token_env")
         auth: httpx.Auth | None = None
         if settings.token_env is not None:
-            token = os.environ.get(settings.token_env)
-            if not token:
-                raise ValueError(f"environment variable {settings.token_env} is not set")
+            token = from_env(settings.token_env)
             auth = (
                 httpx.BasicAuth(settings.username, token)
                 if settings.username is not None
