@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from slaengine_plugins.delivery import DeliveryError
-from slaengine_plugins.smtp import SmtpNotifier
 
 from slaengine.escalation import Action, EscalationContext
 from slaengine.plugins import PluginError, PluginHost
+from slaengine_plugins.delivery import DeliveryError
+from slaengine_plugins.smtp import SmtpNotifier
 from tests.receivers import SmtpReceiver, free_port
 
 CONTEXT = EscalationContext(

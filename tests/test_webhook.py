@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slaengine_plugins.delivery import DeliveryError
-from slaengine_plugins.webhook import WebhookNotifier, sign, verify_signature
 
 from slaengine.escalation import Action, EscalationContext
 from slaengine.plugins import PluginError, PluginHost
+from slaengine_plugins.delivery import DeliveryError
+from slaengine_plugins.webhook import WebhookNotifier, sign, verify_signature
 from tests.receivers import HttpReceiver, Reply, closed_url
 
 SECRET = "s3cret"

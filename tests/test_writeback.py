@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from slaengine_plugins.delivery import DeliveryError
-from slaengine_plugins.writeback import WriteBack, WriteBackError
 
 from slaengine.decision import Decision, MetricTarget, Route, RoutingResult
 from slaengine.escalation import Action, EscalationContext
 from slaengine.plugins import PluginError, PluginHost
 from slaengine.ticket import Ticket
+from slaengine_plugins.delivery import DeliveryError
+from slaengine_plugins.writeback import WriteBack, WriteBackError
 from tests.receivers import HttpReceiver, Reply
 
 DUE = datetime.fromisoformat("2026-11-24T01:30:00+08:00")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,13 @@ from typing import Any, TextIO
 from slaengine.errors import RulesetErrors, SlaEngineError
 
 DEFAULT_RULESETS = "rulesets"
+
+#: Subcommands that live beside the code they drive: "module:function", where
+#: the function takes the argparse subparsers object and adds its commands.
+COMMAND_MODULES = (
+    "slaengine.serve:add_serve_parsers",
+    "slaengine.replay:add_replay_parser",
+)
 
 
 def read_records(source: str, stdin: TextIO | None = None) -> Iterator[tuple[int, Any]]:
@@ -232,16 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
 
-    from slaengine.serve import add_serve_parsers
-
-    add_serve_parsers(sub)
-
-    try:
-        from slaengine.replay import add_replay_parser
-    except ImportError:  # the clock module is optional until it is installed
-        pass
-    else:
-        add_replay_parser(sub)
+    for spec in COMMAND_MODULES:
+        module_name, _, function = spec.partition(":")
+        getattr(importlib.import_module(module_name), function)(sub)
     return parser
 
 

@@ -37,6 +37,10 @@ from slaengine.yamlsource import read_yaml_file
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
+#: Delivery hooks retry on their own (with backoff) before giving up, so they
+#: get longer than observation hooks.
+DELIVERY_TIMEOUT = 120.0
+DELIVERY_HOOKS = ("slaengine_escalate", "slaengine_route")
 
 
 class PluginError(SlaEngineError):
@@ -91,9 +95,11 @@ class PluginHost:
         *,
         entry_points: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
+        delivery_timeout: float = DELIVERY_TIMEOUT,
     ) -> None:
         self.config = dict(config or {})
         self.timeout = timeout
+        self.delivery_timeout = delivery_timeout
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
@@ -145,13 +151,17 @@ class PluginHost:
     def _call_one(self, impl: pluggy.HookImpl, hook: str, kwargs: dict[str, Any]) -> Any:
         args = {name: kwargs[name] for name in impl.argnames}
         future = self._pool.submit(impl.function, **args)
+        timeout = self._timeout(hook)
         try:
-            return future.result(timeout=self.timeout)
+            return future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
-            self._fail(impl.plugin_name, hook, "timeout", f"no answer within {self.timeout:g} s")
+            self._fail(impl.plugin_name, hook, "timeout", f"no answer within {timeout:g} s")
         except Exception as exc:
             self._fail(impl.plugin_name, hook, "error", f"{type(exc).__name__}: {exc}")
         return _FAILED
+
+    def _timeout(self, hook: str) -> float:
+        return self.delivery_timeout if hook in DELIVERY_HOOKS else self.timeout
 
     def _fail(self, plugin: str, hook: str, kind: str, error: str) -> None:
         failure = PluginFailure(plugin=plugin, hook=hook, kind=kind, error=error)
@@ -176,7 +186,8 @@ class PluginHost:
         for impl in self._impls(hook):
             if impl.plugin_name == plugin:
                 args = {name: kwargs[name] for name in impl.argnames}
-                return self._pool.submit(impl.function, **args).result(timeout=self.timeout)
+                future = self._pool.submit(impl.function, **args)
+                return future.result(timeout=self._timeout(hook))
         raise PluginError(f"plugin {plugin!r} does not implement {hook}")
 
     def first(self, hook: str, **kwargs: Any) -> Any:
