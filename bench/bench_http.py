@@ -1,33 +1,47 @@
 """Sustained event ingestion over loopback HTTP: events/s and latency percentiles.
 
-    python bench/bench_http.py [--seconds 60] [--clients 8] [--batch 1] [--database URL]
+    python bench/bench_http.py [--seconds 60] [--clients 4] [--runs 3]
+                               [--database URL | --postgres] [--batch 1] [-- SERVE ARGS]
 
-Starts ``slaengine serve`` (SQLite in a temporary data directory unless
---database is given) as its own process, then posts ticket timelines
-(created, public reply, pending customer, back to open, resolved) from
---clients threads for --seconds, and prints events/s and request latency
-p50/p99 (medians of the per-second figures beside the totals).
+Each run starts ``slaengine serve`` as its own process on a fresh temporary
+data directory (SQLite there unless --database is given; --postgres starts a
+throwaway PostgreSQL cluster with fsync on and gives every run a fresh
+database), waits until it answers, then --clients processes post realistic
+event streams for --seconds: each client keeps --open tickets going and
+picks one at random for its next event (created, replies, pending customer
+and back, a severity change now and then, resolved), with instants taken
+from the wall clock as a live helpdesk would send them, and now and then the
+retry of an event already sent. Clients use plain keep-alive HTTP/1.1
+(``http.client``) so the load generator costs little of the shared CPU.
+
+Printed per run: events/s, request latency p50/p99, errors, the medians
+over per-second windows (events/s and p99), the server's CPU time per event
+and the load average; with --runs N, the median of each figure over the
+runs. The first --warmup seconds are left out of the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
+import multiprocessing as mp
 import os
+import random
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = ["CN-LOTUS-RETAIL-2026", "CN-NORTHWIND-LOGISTICS-2026", "CN-HUAXIA-BANK-2026"]
 SEVERITIES = ["urgent", "serious", "general", "consultation"]
+CHANNELS = ["phone", "email", "web", "chat"]
 
 
 def free_port() -> int:
@@ -36,146 +50,251 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def timeline(n: int, start: datetime) -> list[dict]:
-    at = start + timedelta(seconds=n)
-    base = {"event_id": f"t{n}", "fields": {}}
-    return [
-        {
-            **base,
-            "event_id": f"t{n}-c",
-            "type": "created",
-            "at": at.isoformat(),
-            "fields": {"contract": CONTRACTS[n % 3], "severity": SEVERITIES[n % 4]},
-        },
-        {
-            **base,
-            "event_id": f"t{n}-r",
-            "type": "agent_replied",
-            "at": (at + timedelta(minutes=10)).isoformat(),
-            "fields": {"public": True},
-        },
-        {
-            **base,
-            "event_id": f"t{n}-p",
-            "type": "status_changed",
-            "at": (at + timedelta(minutes=30)).isoformat(),
-            "fields": {"status": "pending_customer"},
-        },
-        {
-            **base,
-            "event_id": f"t{n}-o",
-            "type": "status_changed",
-            "at": (at + timedelta(hours=2)).isoformat(),
-            "fields": {"status": "open"},
-        },
-        {
-            **base,
-            "event_id": f"t{n}-s",
-            "type": "resolved",
-            "at": (at + timedelta(hours=3)).isoformat(),
-        },
-    ]
+def script(rng: random.Random) -> list[tuple[str, dict]]:
+    """The events of one ticket's life after ``created``: (type, fields)."""
+    steps: list[tuple[str, dict]] = [("agent_replied", {"public": True})]
+    for _ in range(rng.randint(0, 2)):
+        steps.append(("status_changed", {"status": "pending_customer"}))
+        steps.append(("customer_replied", {}))
+        steps.append(("status_changed", {"status": "open"}))
+    if rng.random() < 0.2:
+        steps.append(("severity_changed", {"severity": rng.choice(SEVERITIES)}))
+    steps.append(("agent_replied", {"public": rng.random() < 0.7}))
+    steps.append(("resolved", {}))
+    return steps
+
+
+class Ticket:
+    def __init__(self, name: str, rng: random.Random) -> None:
+        self.name = name
+        self.steps = script(rng)
+        self.sent = 0  # events sent so far, created included
+        self.created = {
+            "contract": rng.choice(CONTRACTS),
+            "severity": rng.choice(SEVERITIES),
+            "channel": rng.choice(CHANNELS),
+        }
+
+    def next_event(self) -> dict:
+        if self.sent == 0:
+            kind, fields = "created", self.created
+        else:
+            kind, fields = self.steps[self.sent - 1]
+        self.sent += 1
+        return {
+            "event_id": f"{self.name}-{self.sent}",
+            "type": kind,
+            "at": datetime.now(UTC).isoformat(),
+            "fields": fields,
+        }
+
+    @property
+    def done(self) -> bool:
+        return self.sent > len(self.steps)
+
+
+def client(
+    index: int, port: int, token: str, args: argparse.Namespace, start_at: float, out: mp.Queue
+) -> None:
+    """Post events until the run ends; send back (finish time, latency, ok, events) rows."""
+    rng = random.Random(index)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    serial = 0
+
+    def new_ticket() -> Ticket:
+        nonlocal serial
+        serial += 1
+        return Ticket(f"C{index}-T{serial}", rng)
+
+    open_tickets = [new_ticket() for _ in range(args.open)]
+    rows: list[tuple[float, float, bool, int]] = []
+    last: tuple[str, list] | None = None
+    while time.time() < start_at:
+        time.sleep(0.001)
+    stop_at = start_at + args.seconds
+    while True:
+        now = time.time()
+        if now >= stop_at:
+            break
+        if last is not None and rng.random() < args.retries:
+            path, chunk = last  # a webhook retry: the same events again
+        else:
+            i = rng.randrange(len(open_tickets))
+            ticket = open_tickets[i]
+            chunk = []
+            while len(chunk) < args.batch and not ticket.done:
+                chunk.append(ticket.next_event())
+            if ticket.done:
+                open_tickets[i] = new_ticket()
+            path = f"/v1/tickets/{ticket.name}/events"
+            last = (path, chunk)
+        body = json.dumps(chunk if args.batch > 1 else chunk[0])
+        t0 = time.perf_counter()
+        try:
+            conn.request("POST", path, body, headers)
+            response = conn.getresponse()
+            response.read()
+            ok = response.status == 200
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            ok = False
+        rows.append((time.time(), time.perf_counter() - t0, ok, len(chunk)))
+    conn.close()
+    out.put(rows)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children that were waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(x) for x in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    median_window_rate: float
+    median_window_p99_ms: float
+    server_cpu_ms_per_event: float
+    load: float
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))]
+
+
+def run_once(args: argparse.Namespace, database: str | None, serve_args: list[str]) -> Result:
+    data = Path(tempfile.mkdtemp(prefix="slaengine-bench-"))
+    port = free_port()
+    cmd = [sys.executable, "-m", "slaengine", "serve", "--data", str(data), "--port", str(port)]
+    cmd += ["--rulesets", str(ROOT / "rulesets"), *serve_args]
+    if database:
+        cmd += ["--database", database]
+    with open(data / "server.log", "w") as log:
+        server = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            if server.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"server did not start:\n{(data / 'server.log').read_text()}")
+            try:
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                probe.request("GET", "/readyz")
+                if probe.getresponse().status == 200 and (data / "token").exists():
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        token = (data / "token").read_text().strip()
+        out: mp.Queue = mp.Queue()
+        start_at = time.time() + 1
+        procs = [
+            mp.Process(target=client, args=(i, port, token, args, start_at, out))
+            for i in range(args.clients)
+        ]
+        for p in procs:
+            p.start()
+        time.sleep(max(0.0, start_at - time.time()))
+        cpu_from_at = start_at + args.warmup
+        time.sleep(args.warmup)
+        cpu_from = cpu_seconds(server.pid)
+        rows = [row for _ in procs for row in out.get()]
+        cpu_used = cpu_seconds(server.pid) - cpu_from
+        load = os.getloadavg()[0]
+        for p in procs:
+            p.join()
+    finally:
+        server.terminate()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    measured = [r for r in rows if r[0] >= cpu_from_at]
+    span = start_at + args.seconds - cpu_from_at
+    events = sum(r[3] for r in measured if r[2])
+    latencies = [r[1] for r in measured]
+    windows: dict[int, list[tuple[float, float, bool, int]]] = {}
+    for r in measured:
+        windows.setdefault(int(r[0] - cpu_from_at), []).append(r)
+    full = [w for k, w in windows.items() if k < int(span)]
+    return Result(
+        events_per_s=events / span,
+        p50_ms=percentile(latencies, 0.5) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        errors=sum(1 for r in measured if not r[2]),
+        requests=len(measured),
+        median_window_rate=statistics.median(sum(r[3] for r in w if r[2]) for w in full),
+        median_window_p99_ms=statistics.median(percentile([r[1] for r in w], 0.99) for w in full)
+        * 1000,
+        server_cpu_ms_per_event=cpu_used * 1000 / max(events, 1),
+        load=load,
+    )
+
+
+def show(label: str, r: Result) -> None:
+    print(
+        f"{label}: {r.events_per_s:,.0f} events/s; latency p50 {r.p50_ms:.1f} ms, "
+        f"p99 {r.p99_ms:.1f} ms; errors {r.errors}/{r.requests}; per-second windows: median "
+        f"{r.median_window_rate:,.0f} events/s, median p99 {r.median_window_p99_ms:.1f} ms; "
+        f"server CPU {r.server_cpu_ms_per_event:.3f} ms/event; load {r.load:.2f}",
+        flush=True,
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--clients", type=int, default=8)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds left out at the start")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
+    parser.add_argument("--open", type=int, default=50, help="open tickets per client")
     parser.add_argument("--batch", type=int, default=1, help="events per request")
-    parser.add_argument("--database", default=None)
-    args = parser.parse_args()
-
-    data = Path(tempfile.mkdtemp(prefix="slaengine-bench-"))
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "slaengine",
-        "serve",
-        "--data",
-        str(data),
-        "--port",
-        str(port),
-        "--rulesets",
-        str(ROOT / "rulesets"),
-    ]
-    if args.database:
-        cmd += ["--database", args.database]
-    server = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    parser.add_argument("--retries", type=float, default=0.01, help="share of repeated posts")
+    parser.add_argument("--runs", type=int, default=1, help="runs; medians printed")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--database", help="database URL (default: SQLite in the data dir)")
+    where.add_argument(
+        "--postgres", action="store_true", help="start a throwaway PostgreSQL cluster"
     )
+    parser.add_argument("serve_args", nargs="*", help="extra `slaengine serve` arguments")
+    args = parser.parse_args()
+    args.seconds += args.warmup
+
+    cluster = None
+    if args.postgres:
+        sys.path.insert(0, str(ROOT))
+        from tests.postgres import PostgresCluster, find_bindir
+
+        bindir = find_bindir()
+        if bindir is None:
+            raise SystemExit("PostgreSQL server binaries not found (scripts/ensure-postgres.sh)")
+        cluster = PostgresCluster(bindir, fsync=True).start()
+    kind = "PostgreSQL (throwaway, fsync on)" if cluster else args.database or "SQLite (embedded)"
+    print(
+        f"database: {kind}; clients {args.clients} x {args.open} open tickets; "
+        f"batch {args.batch}; {args.seconds - args.warmup:.0f} s measured per run; "
+        f"load before {os.getloadavg()[0]:.2f}; serve {' '.join(args.serve_args) or '(defaults)'}",
+        flush=True,
+    )
+    results = []
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(base + "/healthz").status_code == 200 and (data / "token").exists():
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        token = (data / "token").read_text().strip()
-        headers = {"Authorization": f"Bearer {token}"}
-        start = datetime(2026, 11, 2, 9, tzinfo=UTC)
-        counter = iter(range(10**9))
-        lock = threading.Lock()
-        latencies: list[tuple[float, float]] = []  # (finish time, seconds)
-        errors = [0]
-        events_done = [0]
-        stop_at = time.time() + args.seconds
-
-        def client() -> None:
-            with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
-                while time.time() < stop_at:
-                    with lock:
-                        n = next(counter)
-                    events = timeline(n, start)
-                    for i in range(0, len(events), args.batch):
-                        chunk = events[i : i + args.batch]
-                        body = chunk if args.batch > 1 else chunk[0]
-                        t0 = time.perf_counter()
-                        r = http.post(f"/v1/tickets/T-{n}/events", json=body)
-                        elapsed = time.perf_counter() - t0
-                        with lock:
-                            latencies.append((time.time(), elapsed))
-                            if r.status_code != 200:
-                                errors[0] += 1
-                            else:
-                                events_done[0] += len(chunk)
-
-        began = time.time()
-        threads = [threading.Thread(target=client) for _ in range(args.clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        took = time.time() - began
-        lat = sorted(x for _, x in latencies)
-        per_second: dict[int, list[float]] = {}
-        for finished, x in latencies:
-            per_second.setdefault(int(finished - began), []).append(x)
-        p99s = [sorted(v)[int(len(v) * 0.99)] for v in per_second.values() if len(v) >= 20]
-        rates = [len(v) * args.batch for v in per_second.values()]
-        print(
-            f"database: {args.database or 'sqlite (embedded)'}; clients {args.clients}; "
-            f"batch {args.batch}; {took:.0f} s"
-        )
-        print(
-            f"events stored: {events_done[0]} ({events_done[0] / took:,.0f} events/s); "
-            f"requests {len(lat)}, errors {errors[0]}"
-        )
-        print(
-            f"latency p50 {lat[len(lat) // 2] * 1000:.1f} ms,"
-            f" p99 {lat[int(len(lat) * 0.99)] * 1000:.1f} ms;"
-            f" median of per-second p99 {statistics.median(p99s) * 1000:.1f} ms;"
-            f" median events/s per second {statistics.median(rates):,.0f}"
-        )
+        for n in range(args.runs):
+            database = cluster.create_database(f"bench{n}") if cluster else args.database
+            results.append(run_once(args, database, args.serve_args))
+            show(f"run {n + 1}", results[-1])
     finally:
-        server.terminate()
-        server.wait(10)
+        if cluster is not None:
+            cluster.stop()
+    if len(results) > 1:
+        fields = Result.__dataclass_fields__
+        medians = Result(*(statistics.median(getattr(r, f) for r in results) for f in fields))
+        show(f"median of {len(results)} runs", medians)
 
 
 if __name__ == "__main__":
