@@ -19,6 +19,7 @@ DEFAULT_RULESETS = "rulesets"
 COMMAND_MODULES = (
     "slaengine.serve:add_serve_parsers",
     "slaengine.replay:add_replay_parser",
+    "slaengine.credits:add_credits_parser",
     "slaengine.lint:add_lint_parser",
 )
 
