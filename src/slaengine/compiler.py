@@ -28,9 +28,13 @@ from slaengine.condition import (
     Condition,
     Not,
     Test,
+    holds,
     iter_tests,
     strict_equal,
 )
+
+#: What a list-valued field holds in a message: present (for ``exists``).
+LIST_VALUE = "l:"
 
 
 def _tag(value: Any) -> Any:
@@ -48,6 +52,7 @@ class Encoding:
     keys: dict[str, str] = field(default_factory=dict)  # field -> value key
     ranks: dict[str, str] = field(default_factory=dict)  # field -> rank key
     computed: dict[tuple[str, str, Any], str] = field(default_factory=dict)  # (field, op, arg)
+    whole: dict[str, Condition] = field(default_factory=dict)  # key -> condition too big
     vocab_ranks: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def key(self, name: str) -> str:
@@ -69,11 +74,13 @@ class Encoding:
 
     def message(self, values: dict[str, Any]) -> dict[str, Any]:
         """The durable_rules message for field ``values`` (absent fields left out)."""
-        msg: dict[str, Any] = {}
+        msg: dict[str, Any] = {ALWAYS_KEY: 1}
         for name, key in self.keys.items():
             value = values.get(name, MISSING)
-            if value is not MISSING and value is not None and not isinstance(value, (list, tuple)):
-                msg[key] = _tag(value)
+            if value is MISSING or value is None:
+                continue
+            # A list (only read by contains/exists tests) is present, equal to nothing.
+            msg[key] = LIST_VALUE if isinstance(value, (list, tuple)) else _tag(value)
         for name, key in self.ranks.items():
             value = values.get(name)
             rank = self.vocab_ranks.get(name, {}).get(value) if isinstance(value, str) else None
@@ -86,18 +93,87 @@ class Encoding:
             else:  # contains
                 hit = isinstance(value, (list, tuple)) and any(strict_equal(v, arg) for v in value)
             msg[key] = "b:1" if hit else "b:0"
+        for key, cond in self.whole.items():
+            msg[key] = "b:1" if evaluate(cond, values, self.vocab_ranks) else "b:0"
         return msg
 
+    def whole_key(self, cond: Condition) -> str:
+        key = f"w{len(self.whole)}"
+        self.whole[key] = cond
+        return key
 
-def compile_condition(cond: Condition, enc: Encoding, negate: bool = False) -> dict[str, Any]:
-    """The durable_rules condition for ``cond`` (or for its negation)."""
+
+def evaluate(cond: Condition, values: dict[str, Any], ranks: dict[str, dict[str, int]]) -> bool:
+    """``cond`` over field ``values``, in Python (the language's plain reading)."""
     if isinstance(cond, Not):
-        return compile_condition(cond.part, enc, not negate)
-    if isinstance(cond, (All, AnyOf)):
-        parts = [compile_condition(p, enc, negate) for p in cond.parts]
-        conjunctive = isinstance(cond, All) != negate
-        return {"$and" if conjunctive else "$or": parts}
-    return _compile_test(cond, enc, negate)
+        return not evaluate(cond.part, values, ranks)
+    if isinstance(cond, All):
+        return all(evaluate(p, values, ranks) for p in cond.parts)
+    if isinstance(cond, AnyOf):
+        return any(evaluate(p, values, ranks) for p in cond.parts)
+    return holds(cond, values.get(cond.field, MISSING), ranks.get(cond.field))
+
+
+#: Every message carries ``ALWAYS_KEY: 1``; a condition that always holds is
+#: ``{ALWAYS_KEY: 1}`` and one that never holds ``{ALWAYS_KEY: 0}``.
+ALWAYS_KEY = "on"
+
+
+#: durable_rules 2.0.28 refuses a condition with 16 or more ``$and``/``$or``
+#: groups (error 113, ERR_EXPRESSION_LIMIT_EXCEEDED); leaves do not count.
+MAX_GROUPS = 15
+
+
+def compile_condition(cond: Condition, enc: Encoding) -> dict[str, Any]:
+    """The durable_rules condition for ``cond``.
+
+    Empty ``all`` (always true) and empty ``any`` (never true) are folded away
+    first, since durable_rules gives wrong answers for empty ``$and``/``$or``
+    lists nested in others, and nested groups of the same kind are merged. A
+    condition still too deeply grouped for durable_rules is evaluated in
+    Python into a key of its own, which the rule then tests.
+    """
+    folded = _fold(cond, enc, negate=False)
+    if isinstance(folded, bool):
+        return {ALWAYS_KEY: int(folded)}
+    if _groups(folded) > MAX_GROUPS:
+        return {enc.whole_key(cond): "b:1"}
+    return folded
+
+
+def _groups(compiled: Any) -> int:
+    if isinstance(compiled, dict):
+        own = sum(1 for key in compiled if key in ("$and", "$or"))
+        return own + sum(_groups(value) for value in compiled.values())
+    if isinstance(compiled, list):
+        return sum(_groups(item) for item in compiled)
+    return 0
+
+
+def _fold(cond: Condition, enc: Encoding, negate: bool) -> dict[str, Any] | bool:
+    """The condition (or its negation), or True/False when that is constant."""
+    if isinstance(cond, Not):
+        return _fold(cond.part, enc, not negate)
+    if not isinstance(cond, (All, AnyOf)):
+        return _compile_test(cond, enc, negate)
+    conjunctive = isinstance(cond, All) != negate
+    parts = []
+    for part in cond.parts:
+        folded = _fold(part, enc, negate)
+        if folded is (not conjunctive):  # False in an and, True in an or
+            return folded
+        if isinstance(folded, bool):
+            continue
+        same = folded.get("$and" if conjunctive else "$or")
+        if same is not None and len(folded) == 1:
+            parts.extend(same)  # (a and (b and c)) is (a and b and c)
+        else:
+            parts.append(folded)
+    if not parts:
+        return conjunctive  # and of nothing holds; or of nothing does not
+    if len(parts) == 1:
+        return parts[0]
+    return {"$and" if conjunctive else "$or": parts}
 
 
 def _compile_test(test: Test, enc: Encoding, negate: bool) -> dict[str, Any]:

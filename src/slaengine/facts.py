@@ -27,13 +27,11 @@ class FieldReader:
         self.zone = ZoneInfo(ruleset.model.timezone)
         tests = [t for c in ruleset.conditions.values() for t in iter_tests(c)]
         fields = sorted({t.field for t in tests})
-        self.numeric = {t.field for t in tests if t.op in NUMERIC_OPS} | {
-            t.field
-            for t in tests
-            if t.op in ("eq", "ne", "in", "not_in")
-            and all(_is_number(v) for v in (t.value if isinstance(t.value, tuple) else (t.value,)))
-        }
-        self.list_fields = {t.field for t in tests if t.op == "contains"} - {
+        # Only ordered comparisons demand numbers; equality keeps types apart
+        # (``1`` is simply not equal to ``"1"`` or ``true``).
+        self.numeric = {t.field for t in tests if t.op in NUMERIC_OPS}
+        # A list is a value only for fields the rules test with contains/exists.
+        self.list_fields = {t.field for t in tests if t.op in ("contains", "exists")} - {
             t.field for t in tests if t.op not in ("contains", "exists")
         }
         self.getters = [(name, self._getter(name)) for name in fields]
@@ -74,7 +72,7 @@ class FieldReader:
             value = overrides[name] if overrides and name in overrides else get(ticket, facts)
             if value is MISSING or value is None:
                 continue
-            if type(value) is not str:
+            if type(value) is not str or name in self.numeric:
                 self._check(name, value)
             values[name] = value
         return values

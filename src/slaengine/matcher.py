@@ -10,6 +10,9 @@ that shape this module:
   its own (``k0_severity`` ...) and ``sid`` is set here only;
 - a registered name cannot be registered again: names carry the ruleset's
   revision plus a serial number, and ``close`` deletes them;
+- its JSON reader refuses a number in exponent form without a fraction
+  (``1e-09``, which is how Python writes small and large floats): ``_dumps``
+  writes ``1.0e-09`` instead;
 - the C core keeps global handles and is not thread-safe: every call into
   it holds one process-wide lock.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +39,25 @@ CHUNK_RULES = 250
 
 _LOCK = threading.RLock()
 _serial = itertools.count()
+
+# JSON tokens: a string (kept as is) or a number: integer, fraction, exponent.
+_EXPONENT_HINT = re.compile(r"\d[eE]")
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|(-?\d+)(\.\d+)?([eE][-+]?\d+)?')
+
+
+def _number(match: re.Match[str]) -> str:
+    integer, fraction, exponent = match.groups()
+    if integer is None or fraction is not None or exponent is None:
+        return match[0]
+    return f"{integer}.0{exponent}"
+
+
+def _dumps(value: Any) -> str:
+    """JSON that durable_rules reads: ``1e-09`` becomes ``1.0e-09``."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    if _EXPONENT_HINT.search(text) is None:
+        return text
+    return _TOKENS.sub(_number, text)
 
 
 @dataclass(frozen=True)
@@ -54,9 +77,17 @@ class _Chunk:
             f"r{rule.index}": {"all": [{"m": rule.condition}], "pri": rule.index + 1}
             for rule in rules
         }
-        with _LOCK:
-            self.handle = _core.create_ruleset(name, json.dumps(definition, ensure_ascii=False))
         self.names = {f"r{rule.index}": rule.index for rule in rules}
+        with _LOCK:
+            self.handle = _core.create_ruleset(name, _dumps(definition))
+            # The first post of a session also creates its state object, which
+            # ``$nex`` conditions then match as if it were the message: post
+            # once and throw the result away so real posts see no state event.
+            warm = _dumps({"sid": "0"})
+            result = _core.assert_fact(self.handle, warm)
+            _fire(self, result)
+            if result[0] == 0:
+                _core.retract_fact(self.handle, warm)
 
 
 class TableMatcher:
@@ -77,7 +108,7 @@ class TableMatcher:
 
     def first_match(self, message: dict[str, Any]) -> int | None:
         """Position of the first rule (in table order) whose condition holds, or None."""
-        payload = json.dumps({**message, "sid": "0"}, ensure_ascii=False)
+        payload = _dumps({**message, "sid": "0"})
         with _LOCK:
             for chunk in self.chunks:
                 fired = _fire(chunk, _core.assert_event(chunk.handle, payload))
@@ -86,14 +117,18 @@ class TableMatcher:
         return None
 
     def all_matches(self, message: dict[str, Any]) -> list[int]:
-        """Positions of every rule whose condition holds, in table order."""
-        payload = json.dumps({**message, "sid": "0"}, ensure_ascii=False)
-        found: list[int] = []
+        """Positions of every rule whose condition holds, in table order, each once.
+
+        A rule whose compiled condition is an ``$or`` fires once for every
+        branch that holds, so the positions are collected as a set.
+        """
+        payload = _dumps({**message, "sid": "0"})
+        found: set[int] = set()
         with _LOCK:
             for chunk in self.chunks:
                 result = _core.assert_fact(chunk.handle, payload)
                 try:
-                    found.extend(chunk.names[name] for name in _fire(chunk, result))
+                    found.update(chunk.names[name] for name in _fire(chunk, result))
                 finally:
                     if result[0] == 0:
                         _core.retract_fact(chunk.handle, payload)
