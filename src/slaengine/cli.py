@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "slaengine.replay:add_replay_parser",
     "slaengine.credits:add_credits_parser",
     "slaengine.lint:add_lint_parser",
+    "slaengine.impact:add_diff_parser",
 )
 
 
