@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "slaengine.credits:add_credits_parser",
     "slaengine.lint:add_lint_parser",
     "slaengine.impact:add_diff_parser",
+    "slaengine.testrunner:add_test_parser",
 )
 
 
