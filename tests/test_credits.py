@@ -26,6 +26,7 @@ from slaengine.credits import PenaltyTerms, compute_statements, load_penalties
 from slaengine.engine import Engine
 from slaengine.errors import RulesetErrors
 from slaengine.hookspecs import hookimpl
+from slaengine.library import RulesetLibrary
 from slaengine.penalty import CreditLine, Outage, Scheme, Statement
 from slaengine.plugins import PluginHost
 from slaengine.ticket import TicketEvent
@@ -497,7 +498,7 @@ def test_names_that_must_exist_elsewhere_are_checked(shipped: Engine, tmp_path: 
     )
     assert errors[4] == (
         "penalties.yaml:12:33: force_majeure[0].contracts[0]: "
-        "'CN-NORTHWIND-LOGISTICS-2026' is not a contract of this file's 'contracts'"
+        "'CN-NORTHWIND-LOGISTICS-2026' is not a contract with a penalty scheme"
     )
     assert len(errors) == 5
 
@@ -524,6 +525,20 @@ def test_a_window_needs_an_offset_and_an_end_after_its_start(
         "penalties.yaml:8:9: contracts.CN-LOTUS-RETAIL-2026.maintenance_windows[1]: "
         "end 2026-11-14T22:00:00+08:00 is not after start"
     )
+
+
+def test_a_scheme_may_be_named_in_contracts_yaml_instead(shipped: Engine, tmp_path: Path) -> None:
+    contracts = [
+        c.model_copy(update={"penalty_scheme": "standard" if c.id == LOTUS else None})
+        for c in shipped.library.contracts.values()
+    ]
+    library = RulesetLibrary(shipped.library.all(), contracts)
+    book = load_penalties(penalties(tmp_path, STANDARD + "contracts: {}\n"), library)
+    assert list(book.contracts) == [LOTUS]
+    assert book.scheme_of(LOTUS)[0] == "standard"
+    unknown = STANDARD.replace("  standard:", "  basic:") + "contracts: {}\n"
+    with pytest.raises(RulesetErrors, match=r"unknown scheme 'standard' \(penalty_scheme in"):
+        load_penalties(penalties(tmp_path, unknown), library)
 
 
 def test_malformed_yaml_is_reported_at_its_line(shipped: Engine, tmp_path: Path) -> None:

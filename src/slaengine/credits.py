@@ -44,8 +44,8 @@ from slaengine.escalation import EscalationPlan
 from slaengine.library import RulesetLibrary
 from slaengine.metric import MetricDefinition
 from slaengine.penalty import (
-    Cap,
     ContractTerms,
+    Credit,
     CreditLine,
     Outage,
     PenaltyFile,
@@ -82,11 +82,19 @@ _HOOK = "slaengine_penalty"
 
 
 class PenaltyTerms:
-    """A validated penalties file, with the line of every term for the statements."""
+    """A validated penalties file, with the line of every term for the statements.
 
-    def __init__(self, model: PenaltyFile, located: Located) -> None:
+    ``contracts`` holds the terms of every contract with a scheme: those
+    listed in the file, and those whose ``penalty_scheme`` is set in
+    contracts.yaml.
+    """
+
+    def __init__(
+        self, model: PenaltyFile, located: Located, contracts: dict[str, ContractTerms]
+    ) -> None:
         self.model = model
         self.located = located
+        self.contracts = contracts
 
     def where(self, *path: str | int) -> str:
         """``rulesets/penalties.yaml:14``: where a term is written."""
@@ -95,7 +103,7 @@ class PenaltyTerms:
 
     def scheme_of(self, contract_id: str) -> tuple[str, Scheme, ContractTerms]:
         """The name and scheme of a contract that has terms, and the terms themselves."""
-        terms = self.model.contracts[contract_id]
+        terms = self.contracts[contract_id]
         return terms.scheme, self.model.schemes[terms.scheme], terms
 
 
@@ -115,14 +123,21 @@ def load_penalties(path: str | Path, library: RulesetLibrary) -> PenaltyTerms:
         model = PenaltyFile.model_validate(located.data)
     except ValidationError as exc:
         raise RulesetErrors(_pydantic_errors(located, exc)) from None
-    errors = _cross_check(model, located, library)
+    contracts = dict(model.contracts)
+    for contract in library.contracts.values():
+        if contract.penalty_scheme is not None and contract.id not in contracts:
+            contracts[contract.id] = ContractTerms(scheme=contract.penalty_scheme)
+    errors = _cross_check(model, contracts, located, library)
     if errors:
         raise RulesetErrors(errors)
-    return PenaltyTerms(model, located)
+    return PenaltyTerms(model, located, contracts)
 
 
 def _cross_check(
-    model: PenaltyFile, located: Located, library: RulesetLibrary
+    model: PenaltyFile,
+    contracts: dict[str, ContractTerms],
+    located: Located,
+    library: RulesetLibrary,
 ) -> list[RulesetError]:
     """What pydantic cannot see: names that must exist elsewhere, fees, currencies."""
     errors: list[RulesetError] = []
@@ -132,7 +147,7 @@ def _cross_check(
             errors.append(located.error(path, message))
 
     known = ", ".join(sorted(library.contracts)) or "(none)"
-    for contract_id, terms in model.contracts.items():
+    for contract_id, terms in contracts.items():
         at: Path_ = ("contracts", contract_id)
         contract = library.contracts.get(contract_id)
         if contract is None:
@@ -141,8 +156,11 @@ def _cross_check(
         scheme = model.schemes.get(terms.scheme)
         if scheme is None:
             schemes = ", ".join(sorted(model.schemes))
+            named = "" if contract_id in model.contracts else " (penalty_scheme in contracts.yaml)"
             errors.append(
-                located.error((*at, "scheme"), f"unknown scheme {terms.scheme!r}; known: {schemes}")
+                located.error(
+                    (*at, "scheme"), f"unknown scheme {terms.scheme!r}{named}; known: {schemes}"
+                )
             )
             continue
         check(
@@ -192,9 +210,9 @@ def _cross_check(
     for i, declared in enumerate(model.force_majeure):
         for j, contract_id in enumerate(declared.contracts):
             check(
-                contract_id in model.contracts,
+                contract_id in contracts,
                 ("force_majeure", i, "contracts", j),
-                f"{contract_id!r} is not a contract of this file's 'contracts'",
+                f"{contract_id!r} is not a contract with a penalty scheme",
             )
     return _unique(errors)
 
@@ -372,7 +390,7 @@ class _ContractPeriod:
         where = ("schemes", self.scheme_name)
         lines: list[CreditLine] = []
 
-        def line(kind: str, credit: Cap | Tier | Any, rule: str, **extra: Any) -> CreditLine:
+        def line(kind: str, credit: Credit, rule: str, **extra: Any) -> CreditLine:
             if credit.percent is not None:
                 amount = scheme.round(fee * credit.percent / 100)
             else:
@@ -563,7 +581,7 @@ def compute_statements(
     library = engine.library
     contexts = {
         contract_id: _ContractPeriod(terms, library.contracts[contract_id], engine, period, as_at)
-        for contract_id in terms.model.contracts
+        for contract_id in terms.contracts
     }
     by_ticket: dict[str, list[TicketEvent]] = defaultdict(list)
     for event in events:

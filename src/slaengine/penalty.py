@@ -35,7 +35,7 @@ _Terms = ConfigDict(frozen=True, extra="forbid")
 # --------------------------------------------------------------------- terms
 
 
-class _Credit(BaseModel):
+class Credit(BaseModel):
     """A credit given either as a percent of the monthly fee or as a fixed amount."""
 
     model_config = _Terms
@@ -44,7 +44,7 @@ class _Credit(BaseModel):
     amount: Decimal | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
-    def _one_kind(self) -> _Credit:
+    def _one_kind(self) -> Credit:
         if (self.percent is None) == (self.amount is None):
             raise ValueError("give exactly one of 'percent' (of the monthly fee) or 'amount'")
         return self
@@ -56,7 +56,7 @@ class _Credit(BaseModel):
         return f"{self.amount} {currency}"
 
 
-class BreachCredit(_Credit):
+class BreachCredit(Credit):
     """A credit per breached metric cycle; empty selectors match anything."""
 
     priority: str | None = None
@@ -77,7 +77,7 @@ class BreachCredit(_Credit):
         return " ".join(p for p in parts if p) + (" breach" if any(parts) else "any breach")
 
 
-class Tier(_Credit):
+class Tier(Credit):
     """A credit when a monthly rate (compliance or availability) is below ``below`` percent."""
 
     below: Decimal = Field(gt=0, le=100)
@@ -116,7 +116,7 @@ class AvailabilityTerms(BaseModel):
     _distinct = field_validator("tiers")(_tiers_distinct)
 
 
-class Cap(_Credit):
+class Cap(Credit):
     """The most a period's credits may add up to."""
 
 
