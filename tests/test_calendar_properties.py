@@ -192,3 +192,41 @@ def test_reference_and_calendar_agree_on_dst_days(zone: str, day: date) -> None:
     a = datetime(day.year, day.month, day.day, tzinfo=z)
     b = a + timedelta(days=1)
     assert cal.elapsed(a, b) == reference_elapsed(z, {6: [(30, 270)]}, a, b)
+
+
+def _add_days_by_stepping(cal: Calendar, t: datetime, n: int) -> datetime:
+    """add_days as its definition reads: step date by date, skipping dates with no hours."""
+    local = t.astimezone(cal.zone)
+    day, step = local.date(), (1 if n > 0 else -1)
+    for _ in range(abs(n)):
+        day += timedelta(days=step)
+        while not cal.periods(*_local_day(cal, day)):
+            day += timedelta(days=step)
+    wall = datetime.combine(day, local.time(), cal.zone).replace(fold=0)
+    return cal.next_open(wall)
+
+
+def _local_day(cal: Calendar, day: date) -> tuple[datetime, datetime]:
+    # A night span belongs to the evening it starts: its date's periods start on it.
+    start = datetime.combine(day, datetime.min.time(), cal.zone)
+    return start, start + timedelta(days=1)
+
+
+WITH_MAINTENANCE = CALENDARS["shanghai 5x8 with CN holidays"].excluding(
+    [
+        (
+            datetime(2026, 5, 6, 0, 0, tzinfo=ZoneInfo("Asia/Shanghai")),
+            datetime(2026, 5, 8, 0, 0, tzinfo=ZoneInfo("Asia/Shanghai")),
+        )
+    ]
+)
+
+
+@fast
+@given(
+    st.sampled_from([CALENDARS["shanghai 5x8 with CN holidays"], WITH_MAINTENANCE]),
+    instants,
+    st.integers(-400, 400).filter(lambda n: n != 0),
+)
+def test_add_days_agrees_with_stepping_date_by_date(cal: Calendar, t: datetime, n: int) -> None:
+    assert utc(cal.add_days(t, n)) == utc(_add_days_by_stepping(cal, t, n))

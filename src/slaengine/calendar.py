@@ -247,17 +247,13 @@ class Calendar:
 
         The same local clock time on the n-th following (preceding) date that
         has working time of its own, moved to the next opening if that time is
-        outside hours. ``n == 0`` gives ``next_open(t)``. Costs O(|n|) dates.
+        outside hours. ``n == 0`` gives ``next_open(t)``. Costs a binary search
+        in a per-year index of working dates (O(|n| / 365) years walked).
         """
         if n == 0:
             return self.next_open(t)
         local = self._datetime(_to_us(t))
-        day = local.date()
-        step = 1 if n > 0 else -1
-        for _ in range(abs(n)):
-            day += timedelta(days=step)
-            while not self._timeline.is_working_date(day):
-                day += timedelta(days=step)
+        day = self._timeline.nth_working_date(local.date(), n)
         wall = datetime.combine(day, local.time(), self.zone).replace(fold=0)
         return self.next_open(wall)
 
@@ -366,6 +362,7 @@ class _Timeline:
         # with `excluding`, which differ only in `closed`.
         self.raw_years: dict[int, list[Period]] = {} if raw_years is None else raw_years
         self.table: _Table | None = None
+        self.working: dict[int, list[int]] = {}  # year -> ordinals of its working dates
         self.lock = threading.Lock()
         self.first_year = FIRST_YEAR
         self.last_year = min([LAST_YEAR, *(_country_last_year(*c) for c in self.countries)])
@@ -432,6 +429,52 @@ class _Timeline:
             raise CalendarError(f"no such working day in the years {self.years}")
         spans = self.day_spans(day, *self.country_days(day.year))
         return any(self.elapsed(s, e) > 0 for s, e in self.own_periods(day, spans))
+
+    def working_dates(self, year: int) -> list[int]:
+        """Ordinals of the dates of ``year`` with working time of their own, in order."""
+        found = self.working.get(year)
+        if found is not None:
+            return found
+        if not self.first_year <= year <= self.last_year:
+            raise CalendarError(f"no such working day in the years {self.years}")
+        # A raw period belongs to the local date it starts on (a night span
+        # that runs past midnight belongs to the evening it starts).
+        zone = self.zone
+        raw = sorted(
+            {
+                (_EPOCH + timedelta(microseconds=s)).astimezone(zone).toordinal()
+                for s, _ in self.year_periods(year)
+            }
+        )
+        # Closed periods may empty a date (or the evening before, for night
+        # spans): only those dates are checked one by one.
+        touched: set[int] = set()
+        for s, e in self.closed:
+            first = (_EPOCH + timedelta(microseconds=s)).astimezone(zone).toordinal() - 1
+            last = (_EPOCH + timedelta(microseconds=e)).astimezone(zone).toordinal()
+            touched.update(range(max(first, raw[0] if raw else first), last + 1))
+        found = [o for o in raw if o not in touched or self.is_working_date(date.fromordinal(o))]
+        self.working[year] = found
+        return found
+
+    def nth_working_date(self, day: date, n: int) -> date:
+        """The ``n``-th working date after ``day`` (before it when ``n`` is negative)."""
+        ordinal, year = day.toordinal(), day.year
+        if n > 0:
+            dates = self.working_dates(year)
+            i = bisect_right(dates, ordinal) + n - 1
+            while i >= len(dates):
+                i -= len(dates)
+                year += 1
+                dates = self.working_dates(year)
+            return date.fromordinal(dates[i])
+        dates = self.working_dates(year)
+        i = bisect_left(dates, ordinal) + n
+        while i < 0:
+            year -= 1
+            dates = self.working_dates(year)
+            i += len(dates)
+        return date.fromordinal(dates[i])
 
     # The table.
 
