@@ -981,6 +981,10 @@ def _ordered(model: BaseModel) -> list[str]:
 
 
 def _check(path: str, expected: Any, actual: Any) -> Check:
+    if isinstance(expected, float) and isinstance(actual, (int, float)):
+        # A number is compared to the precision it is written with: 20.8 matches 20.8333.
+        places = len(repr(expected).partition(".")[2]) if "e" not in repr(expected) else 15
+        return Check(path, expected, actual, round(actual, places) == expected)
     return Check(path, expected, actual, expected == actual)
 
 
