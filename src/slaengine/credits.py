@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from slaengine.calendar import Calendar
+from slaengine.cli import read_records
 from slaengine.clock import ClockPolicy, MetricStatus, TicketClock
 from slaengine.contract import Contract
 from slaengine.decision import Decision
@@ -243,8 +244,6 @@ def month(label: str, timezone: str) -> StatementPeriod:
 
 def read_outages(source: str) -> list[Outage]:
     """Outage records from a JSON/JSONL file; a bad record raises EventError at file:line."""
-    from slaengine.cli import read_records
-
     outages = []
     for line, record in read_records(source):
         where = f"{source}:{line}"
@@ -298,28 +297,31 @@ class _ClosedDuring:
         return self.engine.retarget(decision)
 
 
-def _outcomes(status: MetricStatus) -> Iterable[tuple[datetime, bool, int]]:
-    """(instant decided, breached?, cycle) for each decided cycle of a metric."""
+def _outcomes(status: MetricStatus) -> Iterable[tuple[datetime, bool]]:
+    """(instant decided, breached?) for each decided cycle of a metric.
+
+    A breach is decided at the due time (met late or still open); a cycle met
+    in time, when it was met. Running and cancelled cycles are not measured.
+    """
     for record in status.history:
         if record.outcome == "breached" and record.breached_at is not None:
-            yield record.breached_at, True, record.cycle
+            yield record.breached_at, True
         elif record.outcome == "met":
-            yield record.stopped_at, False, record.cycle
+            yield record.stopped_at, False
     if status.state == "breached" and status.breached_at is not None:
-        yield status.breached_at, True, status.cycle
+        yield status.breached_at, True
     elif status.state == "met" and status.met_at is not None:
-        yield status.met_at, False, status.cycle
+        yield status.met_at, False
 
 
 class _Breach:
-    __slots__ = ("ticket_id", "metric", "cycle", "at", "priority", "penalty_class")
+    """One breached metric cycle, with what the scheme's breach credits select on."""
 
-    def __init__(
-        self, ticket_id: str, metric: str, cycle: int, at: datetime, decision: Decision
-    ) -> None:
+    __slots__ = ("ticket_id", "metric", "at", "priority", "penalty_class")
+
+    def __init__(self, ticket_id: str, metric: str, at: datetime, decision: Decision) -> None:
         self.ticket_id = ticket_id
         self.metric = metric
-        self.cycle = cycle
         self.at = at
         self.priority = decision.priority
         self.penalty_class = decision.penalty_class
@@ -357,6 +359,10 @@ class _ContractPeriod:
         self.policy: ClockPolicy = (
             _ClosedDuring(engine, self.force_majeure) if self.force_majeure else engine
         )
+        fee = self.contract_terms.monthly_fee or contract.monthly_fee
+        assert fee is not None  # checked when the terms were loaded
+        self.fee: Decimal = fee
+        self.currency = contract.currency
         self.measured = 0
         self.breaches: list[_Breach] = []
         self.outages: list[Outage] = []
@@ -374,71 +380,26 @@ class _ContractPeriod:
         for metric, status in statuses.items():
             if wanted and metric not in wanted:
                 continue
-            for at, breached, cycle in _outcomes(status):
+            for at, breached in _outcomes(status):
                 if not start <= at < end:
                     continue
                 self.measured += 1
                 if breached:
-                    self.breaches.append(_Breach(ticket_id, metric, cycle, at, decision))
+                    self.breaches.append(_Breach(ticket_id, metric, at, decision))
 
     def statement(self, host: PluginHost | None) -> Statement:
         """The statement: credit lines per breach, compliance and availability, plugins, cap."""
-        scheme, contract = self.scheme, self.contract
-        fee = self.contract_terms.monthly_fee or contract.monthly_fee
-        assert fee is not None  # checked when the terms were loaded
-        currency = contract.currency
-        where = ("schemes", self.scheme_name)
+        scheme = self.scheme
         lines: list[CreditLine] = []
-
-        def line(kind: str, credit: Credit, rule: str, **extra: Any) -> CreditLine:
-            if credit.percent is not None:
-                amount = scheme.round(fee * credit.percent / 100)
-            else:
-                amount = scheme.round(credit.amount)
-            return CreditLine(
-                contract=contract.id,
-                period=self.period.label,
-                kind=kind,
-                amount=amount,
-                currency=currency,
-                rule=rule,
-                percent=credit.percent,
-                **extra,
-            )
-
-        for breach in sorted(self.breaches, key=lambda b: (b.at, b.ticket_id, b.metric)):
-            for i, credit in enumerate(scheme.breach_credits):
-                if credit.matches(breach.priority, breach.penalty_class, breach.metric):
-                    rule = (
-                        f"{self.terms.where(*where, 'breach_credits', i)}: "
-                        f"{credit.describe_breach()}: {credit.describe(currency)}"
-                    )
-                    lines.append(
-                        line(
-                            "breach",
-                            credit,
-                            rule,
-                            ticket_id=breach.ticket_id,
-                            metric=breach.metric,
-                            at=breach.at,
-                        )
-                    )
-                    break
+        for breach in sorted(self.breaches, key=_breach_order):
+            lines += self._breach_line(breach)
 
         compliance = None
         if self.measured:
-            met = self.measured - len(self.breaches)
-            compliance = _truncate(Decimal(100 * met) / self.measured, 2)
+            exact = Decimal(100 * (self.measured - len(self.breaches))) / self.measured
+            compliance = _truncate(exact, 2)
             if scheme.compliance is not None:
-                exact = Decimal(100 * met) / self.measured
-                tier = _tier(scheme.compliance.tiers, exact)
-                if tier is not None:
-                    i = scheme.compliance.tiers.index(tier)
-                    rule = (
-                        f"{self.terms.where(*where, 'compliance', 'tiers', i)}: compliance "
-                        f"{compliance}% is below {tier.below}%: {tier.describe(currency)}"
-                    )
-                    lines.append(line("compliance", tier, rule))
+                lines += self._tier_line("compliance", scheme.compliance.tiers, exact, compliance)
 
         availability = service = down = None
         if scheme.availability is not None:
@@ -446,14 +407,9 @@ class _ContractPeriod:
             if service:
                 exact = Decimal(100 * (service - down)) / service
                 availability = _truncate(exact, 3)
-                tier = _tier(scheme.availability.tiers, exact)
-                if tier is not None:
-                    i = scheme.availability.tiers.index(tier)
-                    rule = (
-                        f"{self.terms.where(*where, 'availability', 'tiers', i)}: availability "
-                        f"{availability}% is below {tier.below}%: {tier.describe(currency)}"
-                    )
-                    lines.append(line("availability", tier, rule))
+                lines += self._tier_line(
+                    "availability", scheme.availability.tiers, exact, availability
+                )
 
         notes: list[str] = []
         if host is not None:
@@ -461,22 +417,23 @@ class _ContractPeriod:
 
         subtotal = sum((ln.amount for ln in lines), Decimal(0))
         if scheme.cap is not None:
-            cap = line("cap", scheme.cap, "")
+            cap = self._line("cap", scheme.cap, "")
             if subtotal > cap.amount:
                 rule = (
-                    f"{self.terms.where(*where, 'cap')}: credits are capped at "
-                    f"{scheme.cap.describe(currency)} ({_money(cap.amount)} {currency}) per month"
+                    f"{self._where('cap')}: credits are capped at "
+                    f"{scheme.cap.describe(self.currency)} ({_money(cap.amount)} {self.currency}) "
+                    "per month"
                 )
                 lines.append(cap.model_copy(update={"amount": cap.amount - subtotal, "rule": rule}))
         return Statement(
-            contract=contract.id,
-            customer=contract.customer,
+            contract=self.contract.id,
+            customer=self.contract.customer,
             scheme=self.scheme_name,
             period=self.period,
             as_at=self.as_at,
             provisional=self.as_at < self.period.end,
-            monthly_fee=fee,
-            currency=currency,
+            monthly_fee=self.fee,
+            currency=self.currency,
             measured=self.measured,
             breaches=len(self.breaches),
             compliance_percent=compliance,
@@ -487,6 +444,47 @@ class _ContractPeriod:
             total=scheme.round(sum((ln.amount for ln in lines), Decimal(0))),
             notes=notes,
         )
+
+    def _where(self, *path: str | int) -> str:
+        return self.terms.where("schemes", self.scheme_name, *path)
+
+    def _line(self, kind: str, credit: Credit, rule: str, **extra: Any) -> CreditLine:
+        return CreditLine(
+            contract=self.contract.id,
+            period=self.period.label,
+            kind=kind,
+            amount=self.scheme.round(credit.money(self.fee)),
+            currency=self.currency,
+            rule=rule,
+            percent=credit.percent,
+            **extra,
+        )
+
+    def _breach_line(self, breach: _Breach) -> list[CreditLine]:
+        """The line of the first breach credit that selects this breach (none: no credit)."""
+        for i, credit in enumerate(self.scheme.breach_credits):
+            if credit.matches(breach.priority, breach.penalty_class, breach.metric):
+                rule = (
+                    f"{self._where('breach_credits', i)}: "
+                    f"{credit.describe_breach()}: {credit.describe(self.currency)}"
+                )
+                found = {"ticket_id": breach.ticket_id, "metric": breach.metric, "at": breach.at}
+                return [self._line("breach", credit, rule, **found)]
+        return []
+
+    def _tier_line(
+        self, kind: str, tiers: list[Tier], exact: Decimal, shown: Decimal
+    ) -> list[CreditLine]:
+        """The line of the most severe tier ``exact`` falls under (none when above them all)."""
+        under = [t for t in tiers if exact < t.below]
+        if not under:
+            return []
+        tier = min(under, key=lambda t: t.below)
+        rule = (
+            f"{self._where(kind, 'tiers', tiers.index(tier))}: {kind} {shown}% is below "
+            f"{tier.below}%: {tier.describe(self.currency)}"
+        )
+        return [self._line(kind, tier, rule)]
 
     def _availability_seconds(self, calendar_name: str) -> tuple[int, int]:
         """Service time and downtime in the period, in seconds, over the service calendar.
@@ -535,7 +533,7 @@ class _ContractPeriod:
                 )
                 for item in result or ():
                     credit = CreditLine.model_validate(item)
-                    expected = (self.contract.id, self.period.label, self.contract.currency)
+                    expected = (self.contract.id, self.period.label, self.currency)
                     if (credit.contract, credit.period, credit.currency) != expected:
                         raise ValueError(
                             f"returned a line for {credit.contract} {credit.period} in "
@@ -550,10 +548,8 @@ class _ContractPeriod:
         return added
 
 
-def _tier(tiers: list[Tier], rate: Decimal) -> Tier | None:
-    """The most severe tier the rate falls under: the lowest ``below`` above it."""
-    under = [t for t in tiers if rate < t.below]
-    return min(under, key=lambda t: t.below) if under else None
+def _breach_order(breach: _Breach) -> tuple[datetime, str, str]:
+    return breach.at, breach.ticket_id, breach.metric
 
 
 def _truncate(value: Decimal, places: int) -> Decimal:
