@@ -178,17 +178,69 @@ def test_a_less_severe_ticket_with_a_tighter_target_contradicts_the_order(write)
     findings = lint_file(write("order.yaml", text))
     assert codes(findings) == [("SLA007", 22)]
     assert findings[0].severity == "error"
-    assert "severity serious gets resolution 2h, tighter than 4h" in findings[0].message
+    assert (
+        "severity serious gets resolution 2h (business), due before the 4h (business) of the "
+        "more severe urgent (rule 'urgent', line 19) whenever it is created"
+    ) in findings[0].message
 
 
-def test_comparing_days_with_hours_assumes_an_8h_day_and_only_warns(write):
+def test_a_target_due_earlier_only_for_some_creation_times_is_a_warning(write):
+    # 1d: the next working day at the same clock time; from a Saturday that is Monday 09:00,
+    # before 9h of business time from Saturday (Monday 18:00). Within hours 1d is later.
     text = HEAD + TARGETS.replace("resolution: 8h", "resolution: 1d").replace(
         "resolution: 4h", "resolution: 9h"
     )
     (finding,) = lint_file(write("days.yaml", text))
-    assert finding.code == "SLA007"
-    assert finding.severity == "warning"
-    assert "counting a working day as 8h" in finding.message
+    assert (finding.code, finding.line, finding.severity) == ("SLA007", 22, "warning")
+    assert "for some creation times, e.g. Sat 2026-01-10 00:00" in finding.message
+
+
+def test_targets_in_different_calendars_compare_by_due_time(write):
+    always = TARGETS.replace(
+        "then: {calendar: business, targets: {resolution: 8h}}",
+        "then: {calendar: always, targets: {resolution: 24h}}",
+    )
+    # 24h of 7x24 vs 4h of business time: due earlier for tickets created late on a Friday.
+    (finding,) = lint_file(write("calendars.yaml", HEAD + always))
+    assert (finding.code, finding.line, finding.severity) == ("SLA007", 22, "warning")
+    assert "resolution 24h (always), due before the 4h (business)" in finding.message
+    # 72h of 7x24 is never due before 4h of business time (nor 10 working days before it).
+    later = always.replace("24h", "72h").replace("resolution: 2d", "resolution: 10d")
+    assert lint_file(write("later.yaml", HEAD + later)) == []
+
+
+def test_a_modifier_table_can_break_the_order_of_the_merged_decision(write):
+    text = (
+        HEAD
+        + TARGETS
+        + """\
+  - name: modifiers
+    hit: collect
+    rules:
+      - name: gold-serious
+        when: {tier: gold, severity: serious}
+        then: {targets: {resolution: 2h}}
+"""
+    )
+    (finding,) = lint_file(write("merged.yaml", text))
+    assert (finding.code, finding.line, finding.rule) == ("SLA007", 31, "gold-serious")
+    assert finding.severity == "error"
+    assert "when tier=gold" in finding.message
+
+
+def test_derived_facts_are_judged_only_at_instants_that_have_them(write):
+    # 4h of 7x24 from outside business hours is always due before 4h of business time,
+    # which only starts at the next opening; from within hours the two are often equal.
+    text = HEAD + TARGETS.replace(
+        "      - name: serious\n",
+        "      - name: serious-outside-hours\n"
+        "        when: {severity: serious, in_hours.business: false}\n"
+        "        then: {calendar: always, targets: {resolution: 4h}}\n"
+        "      - name: serious\n",
+    )
+    (finding,) = lint_file(write("derived.yaml", text))
+    assert (finding.rule, finding.severity) == ("serious-outside-hours", "error")
+    assert finding.message.endswith("whenever it is created, when in_hours.business=false")
 
 
 def test_a_file_that_does_not_load_is_reported_with_its_location(write):
@@ -229,13 +281,19 @@ def test_a_silence_that_matches_nothing_is_a_warning(write):
     assert codes(result.findings) == [("SLA011", 2)]
 
 
-def test_shipped_rulesets_have_no_errors_only_the_premium_day_target_warnings():
+def test_shipped_standard_support_answers_weekend_consultations_before_general_faults():
+    # A "1d" first response from a non-working day is due at the next working day's same
+    # clock time (or its opening): earlier than 4h, and even 15m, of business time.
     result = lint_paths([RULESETS])
     assert result.errors == 0
     assert sorted((f.file.split("rulesets/")[1], f.code, f.line) for f in result.findings) == [
-        ("premium-7x24/1.0.0.yaml", "SLA007", 89),
-        ("premium-7x24/1.1.0.yaml", "SLA007", 89),
+        ("standard-support/1.0.0.yaml", "SLA007", 105),
+        ("standard-support/2.0.0.yaml", "SLA007", 105),
     ]
+    assert all(
+        "severity consultation gets first_response 1d (business)" in f.message
+        for f in result.findings
+    )
 
 
 def run_lint(argv, capsys):

@@ -14,9 +14,9 @@ the fields they test:
   value unlike all of them; fields tested with ``contains`` (tags) take every
   subset of the tested elements.
 
-Derived facts are treated as independent of each other (``in_hours.X`` true
-on a Sunday is enumerated even if calendar X is closed on Sundays), so a gap
-may name a combination no real ticket has.
+In a table's own analysis derived facts are treated as independent of each
+other (``in_hours.X`` true on a Sunday is enumerated even if calendar X is
+closed on Sundays), so a gap may name a combination no real ticket has.
 
 Findings (code, severity):
 
@@ -30,22 +30,26 @@ Findings (code, severity):
   part, escalation plan, penalty class) to different values: the later wins.
 - SLA004 / SLA005 / SLA006 warning: a calendar / escalation plan / metric is
   declared but nothing uses it.
-- SLA007: a less severe ticket gets a tighter target than a more severe one
-  for the same metric, in the same table, all other tested fields equal.
-  Business-time targets compare by seconds and working-day targets by days;
-  when one is in days and the other in hours a working day counts as 8h
-  (``WORKING_DAY``). An error when the comparison is exact (same kind of
-  target, same calendar); a warning when it assumes the 8h day or the two
-  targets count in different calendars.
+- SLA007: a less severe ticket falls due before a more severe one for the
+  same metric, all other tested fields equal. Judged on whole decisions
+  (every table merged as the engine merges them, the target counted in the
+  decided calendar) by due times: from each hour of a reference week (the
+  first Monday on or after ``effective_from``) that has the combination's
+  derived facts, both targets are counted with the real calendars, so hours
+  compare with working days and one calendar with another. An error when
+  the less severe ticket is due first whenever it is created; a warning
+  when only for some creation times (e.g. ``1d`` from a Saturday is Monday
+  at opening, before ``4h`` of business time).
 - SLA008 error: a rule whose conditions no combination satisfies.
-- SLA009 warning: a table tests too many combinations to analyse.
+- SLA009 warning: a table (or, for SLA007, the whole ruleset) tests too many
+  combinations to analyse.
 - SLA010 error: an invalid silence in the config (no reason, unknown key).
 - SLA011 warning: a silence that silenced nothing.
 
 A config file silences findings, each with a reason::
 
     ignore:
-      - {code: SLA004, rule: outside-hours-report, reason: "why this is fine"}
+      - {code: SLA007, ruleset: standard-support, rule: consultation, reason: "why it is fine"}
 
 An entry silences the findings with its ``code`` that also match every other
 key it gives: ``ruleset`` (name or name@version), ``table``, ``rule`` and
@@ -60,12 +64,23 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from slaengine.condition import MISSING, NUMERIC_OPS, All, Condition, Not, Test, holds
+from slaengine.condition import (
+    MISSING,
+    NUMERIC_OPS,
+    All,
+    Condition,
+    Not,
+    Test,
+    holds,
+    iter_tests,
+)
 from slaengine.duration import Duration
 from slaengine.errors import RulesetError, RulesetErrors
 from slaengine.library import CONTRACTS_FILE, OTHER_FILES, TEST_SUFFIX
@@ -88,8 +103,6 @@ CODES: dict[str, tuple[Severity, str]] = {
     "SLA010": ("error", "invalid silence"),
     "SLA011": ("warning", "unused silence"),
 }
-#: The length of a working day when a ``d`` target is compared with an hours target.
-WORKING_DAY = 8 * 3600
 #: Tables whose fields give more combinations than this are not analysed (SLA009).
 MAX_COMBINATIONS = 200_000
 #: Gaps listed per table; the rest are summed up in one more finding.
@@ -209,6 +222,7 @@ def lint_ruleset(rs: CompiledRuleset, located: Located) -> list[Finding]:
     linter = _Linter(rs, located)
     for ti in range(len(rs.model.tables)):
         linter.table(ti)
+    linter.severity_order()
     linter.unused()
     return sorted(linter.findings, key=lambda f: (f.file, f.line or 0, f.code))
 
@@ -371,7 +385,7 @@ class _Space:
 def _space(rs: CompiledRuleset, conditions: list[Condition]) -> _Space:
     tests: dict[str, list[Test]] = defaultdict(list)
     for cond in conditions:
-        for test in _tests(cond):
+        for test in iter_tests(cond):
             tests[test.field].append(test)
     fields = sorted(tests)
     values, labels = [], []
@@ -380,16 +394,6 @@ def _space(rs: CompiledRuleset, conditions: list[Condition]) -> _Space:
         values.append([v for v, _ in pairs])
         labels.append([label for _, label in pairs])
     return _Space(fields, values, labels)
-
-
-def _tests(cond: Condition) -> Iterator[Test]:
-    if isinstance(cond, Test):
-        yield cond
-    elif isinstance(cond, Not):
-        yield from _tests(cond.part)
-    else:
-        for part in cond.parts:
-            yield from _tests(part)
 
 
 def _representatives(rs: CompiledRuleset, field: str, tests: list[Test]) -> list[tuple[Any, str]]:
@@ -554,20 +558,80 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _tighter(a: Duration, b: Duration) -> tuple[bool, bool]:
-    """(is ``a`` shorter than ``b``, did that assume an 8h working day)."""
-    if a.days is not None and b.days is not None:
-        return a.days < b.days, False
-    if a.seconds is not None and b.seconds is not None:
-        return a.seconds < b.seconds, False
-    sa = a.seconds if a.seconds is not None else (a.days or 0) * WORKING_DAY
-    sb = b.seconds if b.seconds is not None else (b.days or 0) * WORKING_DAY
-    return sa < sb, True
+# -- creation instants, for comparing due times -----------------------------
+
+#: Fields whose value follows from the ticket's creation instant.
+_DERIVED = ("local_weekday", "local_hour", "in_hours.", "holiday.")
+
+
+class _ReferenceWeek:
+    """Hourly creation instants over one week, and due times counted from each.
+
+    The week starts on the first Monday on or after the version's effective
+    date, in its timezone. Each instant has the derived facts the rules test
+    (``derived``), so a combination is judged only at instants that have its
+    facts.
+    """
+
+    def __init__(self, rs: CompiledRuleset, derived: list[str]) -> None:
+        zone = ZoneInfo(rs.model.timezone)
+        first = rs.model.effective_from.astimezone(zone).date()
+        monday = datetime.combine(first + timedelta(days=-first.weekday() % 7), time(), zone)
+        self.starts = [
+            datetime.fromtimestamp(monday.timestamp() + 3600 * h, zone) for h in range(7 * 24)
+        ]
+        self.calendars = rs.calendars
+        self.derived = derived
+        self.by_facts: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+        for i, start in enumerate(self.starts):
+            self.by_facts[tuple(self._fact(f, start) for f in derived)].append(i)
+        self.dues: dict[tuple[str, Duration], list[datetime]] = {}
+
+    def _fact(self, field: str, start: datetime) -> Any:
+        if field == "local_weekday":
+            return WEEKDAYS[start.weekday()]
+        if field == "local_hour":
+            return start.hour
+        kind, calendar = field.split(".", 1)
+        if kind == "in_hours":
+            return self.calendars[calendar].is_open(start)
+        return self.calendars[calendar].is_holiday(start)
+
+    def consistent(self, values: dict[str, Any]) -> list[int]:
+        """The instants (indices) whose derived facts are those in ``values``."""
+        return self.by_facts.get(tuple(values[f] for f in self.derived), [])
+
+    def due(self, calendar: str, target: Duration) -> list[datetime]:
+        """The due time of ``target`` counted in ``calendar`` from each instant."""
+        key = (calendar, target)
+        if key not in self.dues:
+            cal = self.calendars[calendar]
+            self.dues[key] = [
+                cal.add_days(s, target.days)
+                if target.days is not None
+                else cal.add(s, timedelta(seconds=target.seconds or 0))
+                for s in self.starts
+            ]
+        return self.dues[key]
+
+    def earlier(
+        self, calendar: str, target: Duration, other_calendar: str, other: Duration, at: list[int]
+    ) -> list[int]:
+        """The instants of ``at`` from which ``target`` falls due before ``other``."""
+        mine, theirs = self.due(calendar, target), self.due(other_calendar, other)
+        return [i for i in at if mine[i] < theirs[i]]
+
+    def label(self, i: int) -> str:
+        """``Fri 2026-01-09 17:00``."""
+        return self.starts[i].strftime("%a %Y-%m-%d %H:%M")
 
 
 # -- the analysis -----------------------------------------------------------
 
-Source = int | Literal["default"]  # a rule's index in its table, or the table's default
+#: Who set an outcome: (table index, the rule's index or "default").
+_Source = tuple[int, int | Literal["default"]]
+#: A merged decision's targets (with who set each) and calendar.
+_Decided = tuple[dict[str, tuple[Duration, _Source]], str]
 
 
 class _Linter:
@@ -642,7 +706,6 @@ class _Linter:
                 self.gaps(ti, space, [c for c, m in zip(combos, matched, strict=True) if not m])
         else:
             self.conflicts(ti, space, combos, matched)
-        self.severity_order(ti, space, combos, matched)
 
     def shadowed(self, ti: int, matched: list[list[int]], ever: set[int]) -> None:
         table = self.rs.model.tables[ti]
@@ -718,94 +781,127 @@ class _Linter:
                     rule=later,
                 )
 
-    def targets(
-        self, ti: int, matched: list[int]
-    ) -> tuple[dict[str, tuple[Duration, Source]], str | None]:
-        """What a table decides for one combination: metric -> (target, who set it), calendar."""
-        table = self.rs.model.tables[ti]
-        deciders: list[tuple[Outcome, Source]]
-        if not matched:
-            deciders = [] if table.default is None else [(table.default, "default")]
-        elif table.hit == "first":
-            deciders = [(table.rules[matched[0]].then, matched[0])]
-        else:
-            deciders = [(table.rules[ri].then, ri) for ri in matched]
-        targets: dict[str, tuple[Duration, Source]] = {}
-        calendar = None
-        for outcome, source in deciders:
-            targets.update({m: (d, source) for m, d in outcome.targets.items()})
-            calendar = outcome.calendar or calendar
-        return targets, calendar
-
-    def severity_order(
-        self,
-        ti: int,
-        space: _Space,
-        combos: list[tuple[int, ...]],
-        matched: list[list[int]],
-    ) -> None:
+    def severity_order(self) -> None:
+        """SLA007 over whole decisions (every table merged, as the engine merges them)."""
         vocab = self.rs.model.vocabularies.get("severity")
+        tables = self.rs.model.tables
+        conditions = [
+            [self.rs.conditions[(ti, ri)] for ri in range(len(t.rules))]
+            for ti, t in enumerate(tables)
+        ]
+        space = _space(self.rs, [c for cs in conditions for c in cs])
         if vocab is None or "severity" not in space.fields:
             return
-        table = self.rs.model.tables[ti]
+        if space.size > MAX_COMBINATIONS:
+            self.add(
+                "SLA009",
+                ("vocabularies", "severity"),
+                f"the tables test {space.size} combinations of {', '.join(space.fields)} "
+                f"(the limit is {MAX_COMBINATIONS}); targets not checked against the "
+                "severity order",
+            )
+            return
         k = space.fields.index("severity")
-        declared = len(vocab.values)
-        # other fields' values -> severity rank -> (targets, calendar)
-        contexts: dict[tuple[int, ...], dict[int, Any]] = defaultdict(dict)
-        for combo, m in zip(combos, matched, strict=True):
-            if combo[k] < declared:
-                contexts[combo[:k] + combo[k + 1 :]][combo[k]] = self.targets(ti, m)
-        offences: dict[tuple[Source, str], list[str]] = defaultdict(list)
-        exact: dict[tuple[Source, str], bool] = defaultdict(bool)
+        rest_space = _Space(
+            space.fields[:k] + space.fields[k + 1 :],
+            space.values[:k] + space.values[k + 1 :],
+            space.labels[:k] + space.labels[k + 1 :],
+        )
+        week = _ReferenceWeek(self.rs, [f for f in space.fields if f.startswith(_DERIVED)])
+        # the other fields' values -> severity rank -> (decided targets, calendar)
+        contexts: dict[tuple[int, ...], dict[int, _Decided]] = defaultdict(dict)
+        for combo in space.combinations():
+            decided = self.decide(conditions, space.assignment(combo))
+            if decided is not None:
+                contexts[combo[:k] + combo[k + 1 :]][combo[k]] = decided
+        # (who set the weaker target, metric) -> reading -> contexts it holds in; readings
+        # are ranked to show first one that holds whenever, then the nearest severities.
+        offences: dict[tuple[_Source, str], dict[str, list[tuple[int, ...]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        rank: dict[str, tuple[bool, int]] = {}
+        always: dict[tuple[_Source, str], bool] = defaultdict(bool)
         for rest, by_rank in contexts.items():
-            for lo, hi in itertools.combinations(sorted(by_rank), 2):  # hi is less severe
-                (lo_targets, lo_cal), (hi_targets, hi_cal) = by_rank[lo], by_rank[hi]
-                for metric in sorted(lo_targets.keys() & hi_targets.keys()):
-                    (strong, strong_by), (weak, weak_by) = lo_targets[metric], hi_targets[metric]
-                    tighter, assumed = _tighter(weak, strong)
-                    if not tighter:
-                        continue
-                    notes = []
-                    if assumed:
-                        notes.append(f"counting a working day as {WORKING_DAY // 3600}h")
-                    other_calendar = lo_cal and hi_cal and lo_cal != hi_cal
-                    if other_calendar:
-                        notes.append(f"calendars differ: {hi_cal} vs {lo_cal}")
-                    context = space.describe(rest[:k] + (None,) + rest[k:])
-                    key = (weak_by, metric)
-                    offences[key].append(
-                        f"severity {vocab.values[hi].value} gets {metric} {weak}, tighter than "
-                        f"{strong} for the more severe {vocab.values[lo].value} "
-                        f"({self.source_name(ti, strong_by)}, line "
-                        f"{self.line(self.target_path(ti, strong_by, metric))})"
-                        + ("" if context == "every ticket" else f" when {context}")
-                        + (f" [{'; '.join(notes)}]" if notes else "")
+            starts = week.consistent(space.assignment(rest[:k] + (0,) + rest[k:]))
+            if not starts:
+                continue  # derived facts no creation instant has (e.g. open on a closed day)
+            for strong_rank, weak_rank in itertools.combinations(sorted(by_rank), 2):
+                (strong_targets, strong_cal) = by_rank[strong_rank]
+                (weak_targets, weak_cal) = by_rank[weak_rank]
+                for metric in sorted(strong_targets.keys() & weak_targets.keys()):
+                    (strong, strong_by), (weak, weak_by) = (
+                        strong_targets[metric],
+                        weak_targets[metric],
                     )
-                    exact[key] |= not (assumed or other_calendar)
-        for (source, metric), found in offences.items():
-            more = f" (and {len(found) - 1} more such comparison(s))" if len(found) > 1 else ""
+                    earlier = week.earlier(weak_cal, weak, strong_cal, strong, starts)
+                    if not earlier:
+                        continue
+                    every = len(earlier) == len(starts)
+                    when = (
+                        "whenever it is created"
+                        if every
+                        else f"for some creation times, e.g. {week.label(earlier[0])}"
+                    )
+                    reading = (
+                        f"severity {vocab.values[weak_rank].value} gets {metric} {weak} "
+                        f"({weak_cal}), due before the {strong} ({strong_cal}) of the more severe "
+                        f"{vocab.values[strong_rank].value} ({self.source_name(strong_by)}, line "
+                        f"{self.line(self.target_path(strong_by, metric))}) {when}"
+                    )
+                    offences[(weak_by, metric)][reading].append(rest)
+                    rank[reading] = min(rank.get(reading, (True, 0)), (not every, -strong_rank))
+                    always[(weak_by, metric)] |= every
+        for (source, metric), readings in offences.items():
+            reading = min(readings, key=rank.__getitem__)
+            rests = readings[reading]
+            context = rest_space.describe(_merge_gaps(rests)[0])
+            more = len(readings) - 1
+            ti = source[0]
             self.add(
                 "SLA007",
-                self.target_path(ti, source, metric),
-                f"{self.source_name(ti, source)}: {found[0]}{more}",
-                severity="error" if exact[(source, metric)] else "warning",
-                table=table.name,
-                rule=None if source == "default" else table.rules[source].name,
+                self.target_path(source, metric),
+                f"{self.source_name(source)}: {reading}"
+                + ("" if context == "every ticket" else f", when {context}")
+                + (f" (and {more} more such comparison(s))" if more else ""),
+                severity="error" if always[(source, metric)] else "warning",
+                table=tables[ti].name,
+                rule=None if source[1] == "default" else tables[ti].rules[source[1]].name,
             )
 
-    def source_name(self, ti: int, source: Source) -> str:
-        table = self.rs.model.tables[ti]
-        return (
-            f"table {table.name!r} default"
-            if source == "default"
-            else f"rule {table.rules[source].name!r}"
-        )
+    def decide(self, conditions: list[list[Condition]], values: dict[str, Any]) -> _Decided | None:
+        """The targets (and who set each) and calendar of a merged decision; None: no decision."""
+        targets: dict[str, tuple[Duration, _Source]] = {}
+        calendar = None
+        for ti, table in enumerate(self.rs.model.tables):
+            matched = [
+                ri for ri, c in enumerate(conditions[ti]) if _holds(c, values, self.rs.ranks)
+            ]
+            deciders: list[tuple[Outcome, _Source]]
+            if not matched:
+                if table.default is None and table.hit == "first":
+                    return None  # "no rule matched"
+                deciders = [] if table.default is None else [(table.default, (ti, "default"))]
+            elif table.hit == "first":
+                deciders = [(table.rules[matched[0]].then, (ti, matched[0]))]
+            else:
+                deciders = [(table.rules[ri].then, (ti, ri)) for ri in matched]
+            for outcome, source in deciders:
+                targets.update({m: (d, source) for m, d in outcome.targets.items()})
+                calendar = outcome.calendar or calendar
+        return None if calendar is None else (targets, calendar)
+
+    def source_name(self, source: _Source) -> str:
+        table = self.rs.model.tables[source[0]]
+        if source[1] == "default":
+            return f"table {table.name!r} default"
+        return f"rule {table.rules[source[1]].name!r}"
 
     @staticmethod
-    def target_path(ti: int, source: Source, metric: str) -> tuple[str | int, ...]:
-        if source == "default":
+    def target_path(source: _Source, metric: str) -> tuple[str | int, ...]:
+        ti, ri = source
+        if ri == "default":
             return ("tables", ti, "default", "targets", metric)
-        return ("tables", ti, "rules", source, "then", "targets", metric)
+        return ("tables", ti, "rules", ri, "then", "targets", metric)
 
     def unused(self) -> None:
         model = self.rs.model
@@ -814,7 +910,7 @@ class _Linter:
         tested = {
             t.field.split(".", 1)[1]
             for c in self.rs.conditions.values()
-            for t in _tests(c)
+            for t in iter_tests(c)
             if t.field.startswith(("in_hours.", "holiday."))
         }
         used = {
