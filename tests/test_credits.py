@@ -436,6 +436,37 @@ def test_a_plugin_adds_lines_before_the_cap_and_a_failing_one_is_isolated(
     assert [(f.plugin, f.hook) for f in host.failures] == [("broken", "slaengine_penalty")]
 
 
+class HalveGoodwill:
+    """An adjusting plugin: takes back half of any goodwill line it is shown."""
+
+    @hookimpl
+    def slaengine_penalty(self, contract, period, lines):  # type: ignore[no-untyped-def]
+        return [
+            line.model_copy(update={"kind": "adjustment", "amount": -line.amount / 2})
+            for line in lines
+            if line.kind == "goodwill"
+        ]
+
+
+def test_a_plugin_registered_later_sees_the_lines_of_earlier_ones(
+    shipped: Engine, tmp_path: Path
+) -> None:
+    book = terms(shipped, tmp_path, STANDARD + f"contracts:\n  {LOTUS}: {{scheme: standard}}\n")
+    host = PluginHost(entry_points=False)
+    host.register(Goodwill(), "goodwill")
+    host.register(HalveGoodwill(), "halve")
+    try:
+        events = urgent_resolved("INC-1", LOTUS, 2, 7)
+        [s] = compute_statements(book, shipped, "2026-11", events, as_at=END_OF_NOVEMBER, host=host)
+    finally:
+        host.close()
+    assert [(ln.kind, ln.amount, ln.plugin) for ln in s.lines[1:]] == [
+        ("goodwill", Decimal("100.00"), "goodwill"),
+        ("adjustment", Decimal("-50.00"), "halve"),
+    ]
+    assert s.total == Decimal("650.00")
+
+
 # ------------------------------------------------------------- bad schemes
 
 

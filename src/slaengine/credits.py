@@ -522,11 +522,13 @@ class _ContractPeriod:
     ) -> list[CreditLine]:
         """Lines added by ``slaengine_penalty`` plugins, each seeing the lines before it.
 
-        A plugin that raises, times out or returns a line for another
+        Plugins run in registration order, as the hook's specification
+        promises (the host's own call order is the reverse, pluggy's). A
+        plugin that raises, times out or returns a line for another
         contract, period or currency is left out and noted; the others run.
         """
         added: list[CreditLine] = []
-        for name in host.implementations(_HOOK):
+        for name in reversed(host.implementations(_HOOK)):
             try:
                 result = host.call_plugin(
                     name, _HOOK, contract=self.contract, period=self.period, lines=lines + added
@@ -539,7 +541,7 @@ class _ContractPeriod:
                             f"returned a line for {credit.contract} {credit.period} in "
                             f"{credit.currency}, not {' '.join(expected)}"
                         )
-                    added.append(credit.model_copy(update={"plugin": credit.plugin or name}))
+                    added.append(credit.model_copy(update={"plugin": name}))
             except Exception as exc:  # isolated: reported with the plugin's name
                 kind = "timeout" if isinstance(exc, TimeoutError) else "error"
                 error = f"{type(exc).__name__}: {exc}".rstrip(": ")
