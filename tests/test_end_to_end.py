@@ -1,5 +1,6 @@
 """End to end: a signed Zendesk webhook in, the decision out, routing written back to a
-local HTTP receiver, escalation mail to a local SMTP server, breaches recorded.
+local HTTP receiver, escalation mail to a local SMTP server, breaches recorded and
+credited.
 
 Time is driven by calling the service's ``deliver_due(now)`` at chosen instants.
 The ticket: Zendesk 35437, urgent, organization 509974 (CN-LOTUS-RETAIL-2026 on
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from slaengine.api import SlaApp, create_app
 from slaengine.clock import MetricStatus
+from slaengine.credits import PENALTIES_FILE, compute_statements, load_penalties
 from slaengine.decision import Decision
 from slaengine.hookspecs import hookimpl
 from slaengine.plugins import PluginHost
@@ -241,6 +244,18 @@ def test_a_zendesk_webhook_is_decided_routed_escalated_by_mail_and_its_breaches_
         "vp@vendor.example",
     ]
     assert world.sla(after(9))["metrics"]["resolution"]["state"] == "breached"
+
+    # The breach costs the vendor: a credit line in the customer's November statement
+    # under the shipped penalty terms (standard-support: 5% of 12,000 CNY per P1 breach).
+    engine = world.service.engine
+    terms = load_penalties(RULESETS / PENALTIES_FILE, engine.library)
+    events = world.service.store.events(TICKET)
+    statements = compute_statements(terms, engine, "2026-11", events, as_at=after(9))
+    [lotus] = [s for s in statements if s.contract == "CN-LOTUS-RETAIL-2026"]
+    [credit] = [line for line in lotus.lines if line.kind == "breach"]
+    assert (credit.ticket_id, credit.metric, credit.at) == (TICKET, "resolution", after(6))
+    assert (credit.amount, credit.currency) == (Decimal("600.00"), "CNY")
+    assert credit.rule.startswith(f"{RULESETS / PENALTIES_FILE}:")
 
 
 def test_a_failing_and_a_slow_plugin_leave_intake_storage_and_write_back_intact(world):
