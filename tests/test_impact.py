@@ -316,13 +316,14 @@ def test_priority_added_metric_loosened_target_and_lost_decision_are_counted(wri
             ticket(2, "general"),
             ticket(3, "urgent"),
             ticket(4, "urgent", channel="phone"),
+            ticket(5, "urgent"),
         ],
     )
-    assert report.tickets_changed == 3
+    assert report.tickets_changed == 4
     changes = {(c.field, c.old, c.new): c.tickets for c in report.changes}
     assert changes[("priority", "P3", "P2")] == 2
     (lost,) = [c for c in report.changes if c.field == "decision"]
-    assert (lost.old, lost.tickets) == ("decided", 1)
+    assert (lost.old, lost.tickets) == ("decided", 2)  # the same reason for T-3 and T-5
     assert "no rule of table 'targets' matched" in lost.new
     (resolution,) = [m for m in report.metrics if m.metric == "resolution"]
     # 2d -> 3d of the 7x24 calendar: one day later

@@ -27,6 +27,7 @@ self-contained HTML page whose chart of due-time shifts is inline SVG.
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -38,8 +39,9 @@ from typing import Any, Literal
 
 from jinja2 import Environment
 from markupsafe import Markup
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
+from slaengine.cli import read_records
 from slaengine.decision import Decision, MetricTarget, Route
 from slaengine.engine import Engine
 from slaengine.errors import NoRuleMatched, SlaEngineError, TicketError
@@ -88,6 +90,7 @@ class TargetChange(BaseModel):
     old_due: datetime | None
     new_due: datetime | None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def shift_seconds(self) -> float | None:
         """New due time minus old (negative: due earlier), when both versions set one."""
@@ -95,6 +98,7 @@ class TargetChange(BaseModel):
             return None
         return (self.new_due - self.old_due).total_seconds()
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def kind(self) -> TargetKind:
         if self.old is None:
@@ -344,8 +348,13 @@ def _impact(
     after: Decision | SlaEngineError,
 ) -> TicketImpact | None:
     if not (isinstance(before, Decision) and isinstance(after, Decision)):
-        old_text = "decided" if isinstance(before, Decision) else f"none: {before}"
-        new_text = "decided" if isinstance(after, Decision) else f"none: {after}"
+        old_text, new_text = (
+            "decided"
+            if isinstance(d, Decision)
+            # without the engine's "ticket ID: " prefix, so equal reasons count together
+            else "none: " + str(d).removeprefix(f"ticket {ticket_id}: ")
+            for d in (before, after)
+        )
         if old_text == new_text:
             return None
         fields = [FieldChange(field="decision", old=old_text, new=new_text)]
@@ -690,12 +699,9 @@ _COLOURS = {"tightened": "#1b7f5f", "loosened": "#c0392b", "same due": "#7f8c8d"
 
 def _nice_bound(value: float) -> float:
     """The smallest of 1, 2, 5 x 10^k hours at or above ``value``."""
-    bound = 1.0
+    bound, steps = 1.0, itertools.cycle((2, 2.5, 2))
     while bound < value:
-        for step in (2, 2.5, 2):
-            bound *= step
-            if bound >= value:
-                break
+        bound *= next(steps)
     return bound
 
 
@@ -913,8 +919,6 @@ def add_diff_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def diff_command(args: argparse.Namespace) -> int:
     """Run ``slaengine diff``: print the report (table or JSON); exit 0 even when tickets change."""
-    from slaengine.cli import read_records
-
     with open_versions(args.old, args.new, args.rulesets) as (old, new, library):
         records = ((f"{args.tickets}:{n}", value) for n, value in read_records(args.tickets))
         report = compare(old, new, records, library)
