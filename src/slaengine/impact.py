@@ -47,7 +47,7 @@ from slaengine.engine import Engine
 from slaengine.errors import NoRuleMatched, SlaEngineError, TicketError
 from slaengine.library import RulesetLibrary, load_directory, load_ruleset_file
 from slaengine.ruleset import CompiledRuleset, Outcome
-from slaengine.ticket import parse_ticket
+from slaengine.ticket import Ticket, parse_ticket
 
 #: Changed tickets shown in full in the table and HTML report (all are in JSON).
 EXAMPLES = 3
@@ -210,7 +210,7 @@ class Side:
     engine: Engine
     ruleset: CompiledRuleset
 
-    def decide(self, ticket: dict[str, Any]) -> Decision | SlaEngineError:
+    def decide(self, ticket: Ticket) -> Decision | SlaEngineError:
         """The decision, or why this version decides nothing for the ticket."""
         try:
             return self.engine.evaluate(
@@ -296,7 +296,7 @@ def compare(
             problems.append(f"{source}: {exc}")
             continue
         judged += 1
-        impact = _impact(str(ticket["id"]), source, before, after)
+        impact = _impact(ticket.id, source, before, after)
         if impact is not None:
             impacts.append(impact)
     if problems:
@@ -317,9 +317,7 @@ def compare(
     )
 
 
-def _as_judged(
-    record: Any, library: RulesetLibrary | None, names: set[str]
-) -> dict[str, Any] | None:
+def _as_judged(record: Any, library: RulesetLibrary | None, names: set[str]) -> Ticket | None:
     """The ticket as the compared rulesets see it, or None when its contract uses another.
 
     The contract supplies the tier, as the engine does when it picks the
@@ -328,17 +326,17 @@ def _as_judged(
     ticket = parse_ticket(record)  # bad structure raises TicketError naming the field
     contract = library.contract_for(ticket.contract, ticket.customer) if library else None
     if contract is None:
-        return dict(record)
+        return ticket
     if contract.ruleset not in names:
         return None
-    if contract.tier is None:
-        return dict(record)
-    if ticket.tier is not None and ticket.tier != contract.tier:
+    if contract.tier is None or ticket.tier == contract.tier:
+        return ticket
+    if ticket.tier is not None:
         raise TicketError(
             f"{ticket.tier!r} contradicts contract {contract.id}, which is tier {contract.tier!r}",
             "tier",
         )
-    return {**record, "tier": contract.tier}
+    return ticket.model_copy(update={"tier": contract.tier})
 
 
 def _impact(
