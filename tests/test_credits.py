@@ -382,12 +382,21 @@ def test_money_is_rounded_as_the_scheme_says(rounding: str, expected: str) -> No
 def test_a_statement_before_the_month_ends_is_provisional(shipped: Engine, tmp_path: Path) -> None:
     book = terms(shipped, tmp_path, AVAILABILITY)
     at = datetime.fromisoformat("2026-11-11T00:00:00+08:00")
-    [s] = compute_statements(book, shipped, "2026-11", [], as_at=at)
+    [s] = compute_statements(book, shipped, "2026-11", [], [], as_at=at)
     assert (s.provisional, s.service_seconds, s.availability_percent) == (
         True,
         240 * 3600,
         Decimal("100.000"),
     )
+
+
+def test_without_outage_records_availability_is_not_measured(
+    shipped: Engine, tmp_path: Path
+) -> None:
+    book = terms(shipped, tmp_path, AVAILABILITY)
+    [s] = compute_statements(book, shipped, "2026-11", [], as_at=END_OF_NOVEMBER)
+    assert (s.availability_percent, s.lines) == (None, [])
+    assert s.notes == ["no outage records given: availability not measured"]
 
 
 # ------------------------------------------------------------------- plugins

@@ -54,7 +54,6 @@ from slaengine.penalty import (
     Statement,
     StatementPeriod,
     Tier,
-    Window,
 )
 from slaengine.plugins import PluginFailure, PluginHost, load_plugin_config
 from slaengine.replay import _instant, read_events
@@ -365,7 +364,7 @@ class _ContractPeriod:
         self.currency = contract.currency
         self.measured = 0
         self.breaches: list[_Breach] = []
-        self.outages: list[Outage] = []
+        self.outages: list[Outage] | None = None  # None: no outage records were given
 
     def add_ticket(self, ticket_id: str, events: list[TicketEvent]) -> None:
         """Replay one ticket as at the period's end; note the cycles decided in the period."""
@@ -401,8 +400,11 @@ class _ContractPeriod:
             if scheme.compliance is not None:
                 lines += self._tier_line("compliance", scheme.compliance.tiers, exact, compliance)
 
+        notes: list[str] = []
         availability = service = down = None
-        if scheme.availability is not None:
+        if scheme.availability is not None and self.outages is None:
+            notes.append("no outage records given: availability not measured")
+        elif scheme.availability is not None:
             service, down = self._availability_seconds(scheme.availability.calendar)
             if service:
                 exact = Decimal(100 * (service - down)) / service
@@ -411,7 +413,6 @@ class _ContractPeriod:
                     "availability", scheme.availability.tiers, exact, availability
                 )
 
-        notes: list[str] = []
         if host is not None:
             lines += self._plugin_lines(host, lines, notes)
 
@@ -498,15 +499,18 @@ class _ContractPeriod:
             ruleset = library.get(contract.ruleset, contract.version)
         else:
             ruleset = library.in_force(contract.ruleset, self.period.start)
-        windows: list[Window] = self.contract_terms.maintenance_windows
+        windows = self.contract_terms.maintenance_windows
         closed = [(w.start, w.end) for w in windows] + self.force_majeure
         calendar = ruleset.calendars[calendar_name].excluding(closed)
         start, end = self.period.start, self.as_at
+        service_name = self.contract_terms.service
         service = calendar.elapsed(start, end)
         spans = sorted(
             (max(o.start, start), min(o.end or end, end))
-            for o in self.outages
-            if o.start < end and (o.end is None or o.end > start)
+            for o in self.outages or ()
+            if (service_name is None or o.service in (None, service_name))
+            and o.start < end
+            and (o.end is None or o.end > start)
         )
         down = timedelta(0)
         reached = start
@@ -564,7 +568,7 @@ def compute_statements(
     engine: Engine,
     period: str,
     events: Iterable[TicketEvent],
-    outages: Iterable[Outage] = (),
+    outages: Iterable[Outage] | None = None,
     *,
     as_at: datetime | None = None,
     host: PluginHost | None = None,
@@ -599,17 +603,16 @@ def compute_statements(
         context = contexts.get(contract.id) if contract is not None else None
         if context is not None:
             context.add_ticket(ticket_id, ticket_events)
-    for outage in outages:
-        context = contexts.get(outage.contract)
-        if context is None:
+    if outages is not None:
+        by_contract: dict[str, list[Outage]] = defaultdict(list)
+        for outage in outages:
             if outage.contract not in library.contracts:
                 raise TicketError(
                     f"unknown contract {outage.contract!r}", f"outage {outage.ticket_id}.contract"
                 )
-            continue
-        wanted = context.contract_terms.service
-        if wanted is None or outage.service in (None, wanted):
-            context.outages.append(outage)
+            by_contract[outage.contract].append(outage)
+        for contract_id, context in contexts.items():
+            context.outages = by_contract[contract_id]
     return [context.statement(host) for context in contexts.values()]
 
 
@@ -654,7 +657,7 @@ def credits_command(args: argparse.Namespace) -> int:
         config = str(rulesets / "plugins.yaml")
     with Engine.from_directory(rulesets) as engine:
         terms = load_penalties(args.penalties or rulesets / PENALTIES_FILE, engine.library)
-        outages = read_outages(args.outages) if args.outages else []
+        outages = read_outages(args.outages) if args.outages else None
         if args.events == "-":
             events = list(read_events(sys.stdin.buffer, "<stdin>"))
         else:
