@@ -369,6 +369,22 @@ def test_fixed_amounts_are_in_the_contract_currency(shipped: Engine, tmp_path: P
     assert s.period.start == datetime.fromisoformat("2026-11-01T00:00:00+01:00")
 
 
+def test_breach_credits_may_select_on_the_rules_penalty_class(
+    shipped: Engine, tmp_path: Path
+) -> None:
+    text = STANDARD.replace(
+        "      - {priority: P1, metric: resolution, percent: 5}",
+        "      - {penalty_class: critical, percent: 4}",
+    )
+    book = terms(shipped, tmp_path, text + f"contracts:\n  {LOTUS}: {{scheme: standard}}\n")
+    [s] = compute_statements(
+        book, shipped, "2026-11", urgent_resolved("INC-1", LOTUS, 2, 7), as_at=END_OF_NOVEMBER
+    )
+    # standard-support gives urgent faults penalty_class critical; 4% of 12,000.
+    assert kinds(s) == [("breach", Decimal("480.00"))]
+    assert s.lines[0].rule.endswith(":6: critical breach: 4% of the monthly fee")
+
+
 @pytest.mark.parametrize(
     ("rounding", "expected"),
     [("half_up", "185.17"), ("half_even", "185.16"), ("down", "185.16"), ("up", "185.17")],
@@ -676,9 +692,21 @@ def test_credits_command_csv_has_a_row_per_line_and_a_total_per_contract(
 def test_credits_command_reports_bad_input_and_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(capsys, "--period", "2026-13")
-    assert (code, err) == (2, "error: period: '2026-13' is not a month such as 2026-11\n")
+    for month in ("2026-13", "2026-1", "November"):
+        code, _, err = run(capsys, "--period", month)
+        assert (code, err) == (2, f"error: period: {month!r} is not a month such as 2026-11\n")
     bad = penalties(tmp_path, "schemes: {}\ncontracts:\n  CN-NOBODY: {scheme: s}\n")
     code, _, err = run(capsys, "--penalties", str(bad))
     assert code == 2
     assert f"{bad}:3:3: contracts.CN-NOBODY: unknown contract 'CN-NOBODY'" in err
+    outages = tmp_path / "outages.jsonl"
+    outages.write_text(
+        '{"ticket_id": "INC-1", "contract": "CN-HUAXIA-BANK-2026", '
+        '"start": "2026-11-03T10:00:00+08:00", "end": "2026-11-03T09:00:00+08:00"}\n',
+        encoding="utf-8",
+    )
+    code, _, err = run(capsys, "--outages", str(outages))
+    assert (code, err) == (
+        2,
+        f"error: {outages}:1: record: end 2026-11-03T09:00:00+08:00 is before start\n",
+    )

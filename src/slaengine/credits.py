@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -231,6 +232,8 @@ def _unique(errors: list[RulesetError]) -> list[RulesetError]:
 def month(label: str, timezone: str) -> StatementPeriod:
     """The month ``YYYY-MM`` in ``timezone``: [its first midnight, the next month's)."""
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}", label):
+            raise ValueError(label)
         first = datetime.strptime(label, "%Y-%m")
     except ValueError:
         raise TicketError(f"{label!r} is not a month such as 2026-11", "period") from None
