@@ -430,7 +430,7 @@ class Goodwill:
                 contract=contract.id,
                 period=period.label,
                 kind="goodwill",
-                amount=Decimal("100.00"),
+                amount=contract.monthly_fee / 100,  # 1% of the fee in force
                 currency=contract.currency,
                 rule="account manager's goodwill gesture",
             )
@@ -455,7 +455,7 @@ def test_a_plugin_adds_lines_before_the_cap_and_a_failing_one_is_isolated(
         [s] = compute_statements(book, shipped, "2026-11", events, as_at=END_OF_NOVEMBER, host=host)
     finally:
         host.close()
-    assert kinds(s) == [("breach", Decimal("600.00")), ("goodwill", Decimal("100.00"))]
+    assert kinds(s) == [("breach", Decimal("600.00")), ("goodwill", Decimal("120.00"))]
     assert s.lines[1].plugin == "goodwill"
     assert s.notes == ["plugin broken left out (error): RuntimeError: CRM unreachable"]
     assert [(f.plugin, f.hook) for f in host.failures] == [("broken", "slaengine_penalty")]
@@ -486,10 +486,10 @@ def test_a_plugin_registered_later_sees_the_lines_of_earlier_ones(
     finally:
         host.close()
     assert [(ln.kind, ln.amount, ln.plugin) for ln in s.lines[1:]] == [
-        ("goodwill", Decimal("100.00"), "goodwill"),
-        ("adjustment", Decimal("-50.00"), "halve"),
+        ("goodwill", Decimal("120.00"), "goodwill"),
+        ("adjustment", Decimal("-60.00"), "halve"),
     ]
-    assert s.total == Decimal("650.00")
+    assert s.total == Decimal("660.00")
 
 
 # ------------------------------------------------------------- bad schemes

@@ -530,15 +530,20 @@ class _ContractPeriod:
         """Lines added by ``slaengine_penalty`` plugins, each seeing the lines before it.
 
         Plugins run in registration order, as the hook's specification
-        promises (the host's own call order is the reverse, pluggy's). A
+        promises (the host's own call order is the reverse, pluggy's); their
+        amounts are rounded as the scheme says. A
         plugin that raises, times out or returns a line for another
         contract, period or currency is left out and noted; the others run.
         """
+        # Plugins see the fee and scheme in force, wherever the terms gave them.
+        contract = self.contract.model_copy(
+            update={"monthly_fee": self.fee, "penalty_scheme": self.scheme_name}
+        )
         added: list[CreditLine] = []
         for name in reversed(host.implementations(_HOOK)):
             try:
                 result = host.call_plugin(
-                    name, _HOOK, contract=self.contract, period=self.period, lines=lines + added
+                    name, _HOOK, contract=contract, period=self.period, lines=lines + added
                 )
                 for item in result or ():
                     credit = CreditLine.model_validate(item)
@@ -548,7 +553,8 @@ class _ContractPeriod:
                             f"returned a line for {credit.contract} {credit.period} in "
                             f"{credit.currency}, not {' '.join(expected)}"
                         )
-                    added.append(credit.model_copy(update={"plugin": name}))
+                    amount = self.scheme.round(credit.amount)
+                    added.append(credit.model_copy(update={"plugin": name, "amount": amount}))
             except Exception as exc:  # isolated: reported with the plugin's name
                 kind = "timeout" if isinstance(exc, TimeoutError) else "error"
                 error = f"{type(exc).__name__}: {exc}".rstrip(": ")
