@@ -46,6 +46,10 @@ NEEDS_TICKET_ERROR = (
 NEEDS_UNKNOWN_SOURCE_404 = (
     "service.intake must raise an UnknownSource error (errors.py) that api.py answers with 404"
 )
+NEEDS_FIRST_SIGHT = (
+    "service.receive must start a ticket it has no events of from intake.ticket (a created "
+    "event at ticket.created_at) when the intake brings no created event"
+)
 
 
 @pytest.fixture
@@ -112,6 +116,14 @@ def test_the_same_webhook_delivered_twice_is_stored_once(api):
     again = post(api, "jira", body, signed_jira(body))
     assert first.status_code == again.status_code == 200
     assert len(api.store.events("SUP-22")) == 1
+
+
+@pytest.mark.xfail(strict=True, reason=NEEDS_FIRST_SIGHT)
+def test_a_ticket_first_seen_after_its_creation_is_started_from_the_snapshot(api):
+    body = body_of("zendesk_ticket_updated")  # updated_at later than created_at
+    response = post(api, "zendesk", body, signed_zendesk(body))
+    assert response.status_code == 200, response.json()
+    assert [e.type for e in api.store.events("35436")] == ["created", "updated"]
 
 
 def test_a_later_webhook_updates_the_stored_ticket(api):

@@ -4,7 +4,8 @@ Which webhook events give what (``webhookEvent``):
 
 - ``jira:issue_created``: the Ticket and a ``created`` event at
   ``issue.fields.created``.
-- ``jira:issue_updated``: one event per kind of change in ``changelog.items``,
+- ``jira:issue_updated``: the Ticket as the issue now is, and one event per
+  kind of change in ``changelog.items``,
   at the delivery's ``timestamp``: a status change gives ``resolved`` or
   ``closed`` when the new status maps to one, ``reopened`` when the old one
   did (the old status is known by name only, so through ``status_map``),
@@ -146,9 +147,10 @@ class JiraAdapter(SignedAdapter):
             event_id = f"jira:{delivery}:created"
             events = snapshot_events(ticket, event_id, ticket.created_at, new=True)
         elif kind == "jira:issue_updated":
+            ticket = self._ticket(issue)
             changelog = payload.optional_node("changelog")
             if changelog is not None and changelog.nodes("items"):
-                events = self._changes(payload, issue, changelog, headers)
+                events = self._changes(payload, issue, ticket, changelog, headers)
             comment = payload.optional_node("comment")
             if comment is not None:
                 events.append(self._reply(issue, comment))
@@ -204,9 +206,13 @@ class JiraAdapter(SignedAdapter):
         return mapped
 
     def _changes(
-        self, payload: Node, issue: Node, changelog: Node, headers: Mapping[str, str]
+        self,
+        payload: Node,
+        issue: Node,
+        ticket: Ticket,
+        changelog: Node,
+        headers: Mapping[str, str],
     ) -> list[TicketEvent]:
-        ticket = self._ticket(issue)
         delivery = self._delivery(payload, issue, headers)
         at = self._instant(payload, issue)
         custom = dict(self.config.custom_fields)

@@ -4,9 +4,9 @@ A payload is ``{"result": {...}}`` (``GET /api/now/table/incident/{sys_id}``)
 or the bare record (a Business Rule's outbound REST message). ServiceNow has
 no outbound webhook of its own, so there is no signature to check.
 
-A record is a snapshot. One never modified (``sys_mod_count`` "0", or when
-that is absent, ``sys_updated_on`` equal to ``sys_created_on``) is a new
-ticket: the Intake carries the Ticket and a ``created`` event. Any other
+A record is a snapshot, and the Intake carries its Ticket. One never
+modified (``sys_mod_count`` "0", or when that is absent, ``sys_updated_on``
+equal to ``sys_created_on``) is a new ticket: a ``created`` event. Any other
 gives an ``updated`` event at ``sys_updated_on`` (id
 ``servicenow:{sys_id}:{sys_updated_on}``) with every mapped field; a
 resolved or closed incident adds a ``resolved`` or ``closed`` event at
@@ -138,7 +138,7 @@ class ServiceNowAdapter(Adapter):
         return Intake(
             source=self.name,
             external_id=sys_id,
-            ticket=ticket if new else None,
+            ticket=ticket,
             events=snapshot_events(ticket, event_id, updated_at, new=new, closed_at=closed_at),
         )
 

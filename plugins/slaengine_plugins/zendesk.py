@@ -5,18 +5,21 @@ Two payload shapes are read:
 - The ticket object ``{"ticket": {...}}`` as the Tickets API returns it
   (``GET /api/v2/tickets/{id}.json``), which is also what a poller or a
   trigger's webhook built to that shape sends. It is a snapshot: one whose
-  ``updated_at`` equals its ``created_at`` is a new ticket (the Intake
-  carries the Ticket and a ``created`` event); any later one gives an
-  ``updated`` event at ``updated_at`` with every mapped field, since a
-  snapshot doesn't say what changed.
+  ``updated_at`` equals its ``created_at`` is a new ticket (a ``created``
+  event); any later one gives an ``updated`` event at ``updated_at`` with
+  every mapped field, since a snapshot doesn't say what changed.
 - A ticket event webhook (``{"type": "zen:event-type:ticket.created",
   "detail": {...}, "event": {...}, "id", "time", ...}``): ``detail`` holds
   the ticket as it is after the event, with ids as text and ``priority``,
   ``status`` and ``type`` in capitals (``HIGH``, ``OPEN``). ``ticket.created``
-  gives the Ticket and its ``created`` event; any other ticket event gives an
-  ``updated`` event at ``detail.updated_at``, and a ``status_changed`` whose
+  gives the ``created`` event; any other ticket event gives an ``updated``
+  event at ``detail.updated_at``, and a ``status_changed`` whose
   ``event.previous`` was solved or closed gives a ``reopened`` event first.
   Events of other domains (users, organizations) are refused.
+
+Either way the Intake carries the Ticket as the payload describes it, so the
+service can start a ticket it first sees after its creation (a poller's
+first look, a webhook set up later) from the snapshot.
 
 Event ids are ``zendesk:{id}:created`` and ``zendesk:{id}:{updated_at}``
 for both shapes, so a ticket seen by a poller and by a webhook is counted
@@ -166,7 +169,7 @@ class ZendeskAdapter(SignedAdapter):
         return Intake(
             source=self.name,
             external_id=ticket.id,
-            ticket=ticket if new else None,
+            ticket=ticket,
             events=snapshot_events(ticket, event_id, updated_at, new=new),
         )
 
@@ -189,7 +192,7 @@ class ZendeskAdapter(SignedAdapter):
         return Intake(
             source=self.name,
             external_id=ticket.id,
-            ticket=ticket if new else None,
+            ticket=ticket,
             events=events,
         )
 
