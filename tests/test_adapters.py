@@ -200,7 +200,8 @@ def test_zendesk_status_maps_to_ours(host, status, ours):
 
 
 @pytest.mark.parametrize(
-    ("channel", "ours"), [("mail", "email"), ("web", "web"), (29, "chat"), ("voice", "phone")]
+    ("channel", "ours"),
+    [("mail", "email"), (4, "email"), ("web", "web"), (29, "chat"), ("voice", "phone")],
 )
 def test_zendesk_via_channel_as_type_or_id_maps_to_our_channel(host, channel, ours):
     zendesk(host)

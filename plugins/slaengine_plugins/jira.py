@@ -5,13 +5,13 @@ Which webhook events give what (``webhookEvent``):
 - ``jira:issue_created``: the Ticket and a ``created`` event at
   ``issue.fields.created``.
 - ``jira:issue_updated``: the Ticket as the issue now is, and one event per
-  kind of change in ``changelog.items``,
-  at the delivery's ``timestamp``: a status change gives ``resolved`` or
-  ``closed`` when the new status maps to one, ``reopened`` when the old one
-  did (the old status is known by name only, so through ``status_map``),
-  else ``status_changed``; a priority change gives ``severity_changed``;
-  labels, project, issue type, summary, the channel field and configured
-  custom fields give ``updated``. The new values are read from the issue.
+  kind of change in ``changelog.items``, at the delivery's ``timestamp``: a
+  status change gives ``resolved`` or ``closed`` when the new status maps to
+  one, ``reopened`` when the old one did (the old status is known by name
+  only, so through ``status_map``), else ``status_changed``; a priority
+  change gives ``severity_changed``; labels, project, issue type, summary,
+  the channel field and configured custom fields give ``updated``. The new
+  values are read from the issue.
 - ``comment_created`` (and an ``issue_updated`` that carries a ``comment``):
   ``agent_replied``, or ``customer_replied`` when the author is a JSM
   customer (``accountType: customer``) or the issue's reporter; its

@@ -96,6 +96,7 @@ STATUS_MAP = {
 CHANNEL_MAP = {
     "email": "email",
     "mail": "email",
+    "4": "email",
     "web": "web",
     "web_form": "web",
     "0": "web",
@@ -121,7 +122,7 @@ class ZendeskConfig(SignedAdapterConfig):
 
 
 class ZendeskAdapter(SignedAdapter):
-    """Zendesk ticket snapshots in, tickets and events out."""
+    """Zendesk ticket objects and ticket event webhooks in, tickets and events out."""
 
     name = "zendesk"
     Config = ZendeskConfig
