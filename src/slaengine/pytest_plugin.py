@@ -18,19 +18,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-# The engine (durable_rules) loads only when a suite file is collected: every
-# pytest run in an environment with slaengine installed loads this module.
-if TYPE_CHECKING:
-    from slaengine.errors import RulesetError
-    from slaengine.suite import CaseResult, CaseRun, Workspace
-    from slaengine.testrunner import CoverageReport
+from slaengine.errors import RulesetError, RulesetErrors
+from slaengine.library import RulesetLibrary, load_directory
+from slaengine.suite import (
+    TEST_SUFFIX,
+    CaseResult,
+    CaseRun,
+    Workspace,
+    format_failure,
+    load_suite,
+    run_case,
+)
+from slaengine.testrunner import CoverageReport, coverage_report, format_coverage
 
-TEST_SUFFIX = ".sla-test.yaml"  # slaengine.library.TEST_SUFFIX, without importing the engine
-_WORKSPACE = pytest.StashKey["Workspace"]()
+_WORKSPACE = pytest.StashKey[Workspace]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,8 +73,6 @@ def _workspace(config: pytest.Config) -> Workspace:
     """One engine per ruleset directory for the whole session."""
     workspace = config.stash.get(_WORKSPACE, None)
     if workspace is None:
-        from slaengine.suite import Workspace
-
         workspace = config.stash[_WORKSPACE] = Workspace()
     return workspace
 
@@ -86,9 +89,6 @@ class SuiteFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         """Load and check the suite (problems become one collection error), yield its runs."""
-        from slaengine.errors import RulesetError, RulesetErrors
-        from slaengine.suite import load_suite
-
         try:
             suite = load_suite(self.path, _workspace(self.config))
         except RulesetErrors as exc:
@@ -129,8 +129,6 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         """Run the case; a mismatch raises CaseFailed."""
-        from slaengine.suite import run_case
-
         engine = _workspace(self.config).engine(self.run.library)
         self.result = run_case(self.run, engine)
         if self.result.outcome == "failed":
@@ -141,8 +139,6 @@ class CaseItem(pytest.Item):
     ) -> str | Any:
         """The case report for a failed expectation; pytest's own for anything else."""
         if isinstance(excinfo.value, CaseFailed):
-            from slaengine.suite import format_failure
-
             return format_failure(excinfo.value.result)
         return super().repr_failure(excinfo, style=style)
 
@@ -184,9 +180,6 @@ class CoverageCollector:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Compute coverage; under --sla-fail-under, an otherwise green run fails."""
-        from slaengine.library import RulesetLibrary, load_directory
-        from slaengine.testrunner import coverage_report
-
         libraries: dict[str, RulesetLibrary] = {}
         versions = []
         for library, name, version in sorted(self.versions):
@@ -202,8 +195,6 @@ class CoverageCollector:
         """Print the coverage table (and why the run failed, if coverage made it fail)."""
         if self.report is None:
             return
-        from slaengine.testrunner import format_coverage
-
         terminalreporter.section("slaengine rule coverage")
         if self.config.getoption("sla_coverage"):
             terminalreporter.write_line(format_coverage(self.report))

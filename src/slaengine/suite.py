@@ -279,7 +279,7 @@ class Workspace:
         found = self._engines.get(key)
         if found is None:
             try:
-                found = Engine.from_directory(key)
+                found = Engine.from_directory(_shown(key))
             except RulesetErrors as exc:
                 found = exc
             self._engines[key] = found
@@ -293,6 +293,11 @@ class Workspace:
             if isinstance(found, Engine):
                 found.close()
         self._engines.clear()
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when it is below it (for messages)."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
 def find_suites(paths: list[Path]) -> list[Path]:
