@@ -1,20 +1,48 @@
 """Ruleset regression suites: YAML case files QA writes without Python, and running them.
 
-A suite is a file ``*.sla-test.yaml`` beside the rulesets. It names one
-ruleset and which of its versions to test (``version: 1.0.0``, a range
-``versions: ">=1.0,<2"`` or ``all``, or ``in_force: {from: DATE, to: DATE}``:
-every version in force at some instant between the two dates, ``to``
-included), and lists cases. A case is a ticket, optionally with an event
-timeline and an instant ``at`` to judge the metrics at, and an ``expect``:
-a partial match on the decision (priority, matched rules, targets and due
-times, route, ...) and on the metric statuses (state, breached or not, due
-times, ...). Every case runs once per selected version; a case with
-``parameters`` (a table of values, one mapping per row) runs once per row,
-``${name}`` in any text of the case standing for the row's value.
+A suite is a file ``*.sla-test.yaml`` beside the rulesets::
+
+    suite: standard-support 1.0.0        # a name (default: the file name)
+    ruleset: standard-support
+    version: 1.0.0                       # or versions: ">=1.0,<2" | all
+                                         # or in_force: {from: 2026-06-15, to: 2026-07-15}
+    ticket: {tier: silver}               # defaults under every case's ticket (also facts:)
+    cases:
+      - name: serious-counts-working-hours
+        description: ...
+        tags: [targets]                  # pytest markers and keywords
+        skip: why not now                # optional
+        ticket: {severity: serious, created_at: 2026-03-02T10:00:00+08:00}
+        events:                          # optional timeline after creation
+          - {at: +1h, type: status_changed, fields: {status: pending_customer}}
+        at: +5h                          # the instant to judge the metrics at
+        expect:
+          priority: P2
+          matched_rules: [serious]       # exact; or {contains: [...], excludes: [...]}
+          route: {queue: general}
+          targets: {first_response: {target: 2h, due_at: 2026-03-02T12:00:00+08:00},
+                    next_update: null}   # null: no target for that metric
+          metrics: {resolution: {state: paused, breached: false}}
+      - name: by-severity
+        parameters:                      # a table: the case runs once per row
+          - {severity: urgent, priority: P1}
+          - {severity: general, priority: P3}
+        ticket: {severity: "${severity}", created_at: 2026-03-02T10:00:00+08:00}
+        expect: {priority: "${priority}"}
+
+``in_force`` takes every version in force at some instant from ``from`` to
+``to`` (a date includes its whole day, in the ruleset's timezone). Each case
+runs once per selected version (and parameter row). Only the keys given in
+``expect`` are checked: instants compare as instants whatever their offset,
+numbers to the precision they are written with (``20.8`` matches
+20.833...), and ``error: TEXT`` expects the evaluation to fail with a
+message containing TEXT. Times in ``events`` and ``at`` are instants with
+an offset or wall-clock time after creation (``+1h30m``, ``+2d``).
 
 Loading checks everything it can before anything runs (unknown keys,
-unknown ruleset, version, metric, rule or calendar names, invalid tickets
-and events) and reports every problem at once, each as ``file:line:column``.
+unknown ruleset, version, metric, rule, calendar or plan names, invalid
+tickets and events, unused or unknown parameters) and reports every problem
+at once, each as ``file:line:column``.
 
 The cases run against an :class:`~slaengine.engine.Engine` over the ruleset
 directory (``rulesets:`` in the suite, relative to it; else the nearest
@@ -27,7 +55,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -331,12 +359,15 @@ def load_suite(path: Path, workspace: Workspace) -> Suite:
 
 
 class _Loader:
+    """Checks one suite file, collecting every problem before giving up."""
+
+    library: Path  # the ruleset directory, known once the suite-level keys are valid
+
     def __init__(self, located: Located, path: Path, workspace: Workspace) -> None:
         self.located = located
         self.path = path
         self.workspace = workspace
         self.errors: list[RulesetError] = []
-        self.library = path.parent
 
     def error(self, where: Path_, message: str) -> None:
         self.errors.append(self.located.error(where, message))
@@ -361,7 +392,9 @@ class _Loader:
             elif err["type"] == "missing":
                 message = f"missing required key {loc[-1]!r}"
             elif "input" in err and not isinstance(err["input"], (dict, list)):
-                message = f"{err['input']!r}: {message}"
+                value = err["input"]
+                shown = value.isoformat() if isinstance(value, (date, datetime)) else repr(value)
+                message = f"{shown}: {message}"
             self.error((*prefix, *loc), message)
 
     def load(self) -> Suite:
@@ -379,7 +412,7 @@ class _Loader:
         except RulesetErrors as exc:
             where = "rulesets" if spec.rulesets is not None else "ruleset"
             raise RulesetErrors(
-                [self.located.error((where,), f"the rulesets in {library} do not load:")]
+                [self.located.error((where,), f"the rulesets in {_shown(library)} do not load:")]
                 + exc.errors
             ) from None
         versions = self.select(spec, engine)
@@ -474,7 +507,8 @@ class _Loader:
         if rows is None:
             return
         body = {k: v for k, v in raw.items() if k != "parameters"}
-        for row in rows:
+        row_ids: set[str] = set()
+        for n, row in enumerate(rows):
             case_data = body if row is None else self.substitute(body, row, where)
             if case_data is None:
                 continue
@@ -483,7 +517,7 @@ class _Loader:
             except ValidationError as exc:
                 self.pydantic(exc, where, CaseSpec)
                 return
-            if row is None:
+            if n == 0:
                 if case.name in seen:
                     self.error(
                         (*where, "name"),
@@ -492,6 +526,11 @@ class _Loader:
                     )
                 seen[case.name] = line
             row_id = None if row is None else "-".join(_id_part(v) for v in row.values())
+            if row_id is not None:
+                if row_id in row_ids:
+                    self.error((*where, "parameters", n), "this row repeats an earlier one")
+                    continue
+                row_ids.add(row_id)
             prepared = self.prepare(spec, case, where, row_id)
             if prepared is None:
                 continue
@@ -596,6 +635,9 @@ class _Loader:
         if case.at is not None:
             at = self.instant(case.at, created, (*where, "at"))
             if at is None:
+                return None
+            if at < created:
+                self.error((*where, "at"), f"{at.isoformat()} is before the ticket's creation")
                 return None
         if case.events and at is None:
             self.error((*where, "events"), "a timeline needs 'at', the instant to judge it at")
@@ -726,7 +768,7 @@ _SHAPE_ERRORS = {"list_type", "model_type", "model_attributes_type", "dict_type"
 
 
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    """'; expectable: a, b' — the keys allowed where an unknown one was written."""
+    """'; allowed here: a, b' — the keys allowed where an unknown one was written."""
     current: Any = model
     for part in loc[:-1]:
         if isinstance(current, type) and issubclass(current, BaseModel):
@@ -811,7 +853,6 @@ class CaseResult:
     statuses: dict[str, MetricStatus] = field(default_factory=dict)
     error: str | None = None
     traces: list[Trace] = field(default_factory=list)  # one per decision made
-    seconds: float = 0.0
 
     @property
     def branches(self) -> set[tuple[str, str, str, str]]:
@@ -882,8 +923,8 @@ class _VersionPolicy:
             ticket, facts=self.facts or None, ruleset=self.rs.name, version=self.rs.version
         )
 
-    def metrics(self, decision: Decision) -> dict[str, MetricDefinition]:
-        return dict(self.engine.metrics(decision))
+    def metrics(self, decision: Decision) -> Mapping[str, MetricDefinition]:
+        return self.engine.metrics(decision)
 
     def calendar(self, decision: Decision, name: str) -> Calendar:
         return self.engine.calendar(decision, name)
