@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from slaengine.engine import Engine
+from tests.postgres import database_url, postgres  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 RULESETS = ROOT / "rulesets"

@@ -1,0 +1,309 @@
+"""The SQL store, the same assertions on SQLite and on a real PostgreSQL server.
+
+Every test taking ``database_url`` runs twice (``[sqlite]``, ``[postgresql]``);
+see tests/postgres.py for the throwaway server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from slaengine.errors import EventError
+from slaengine.hookspecs import hookimpl
+from slaengine.plugins import PluginHost
+from slaengine.service import SlaService
+from slaengine.store import CANCELLED, DEAD, PENDING, SENT, OutboxItem, SqlStore, TicketRecord
+from slaengine.ticket import TicketEvent
+from tests.postgres import PostgresCluster
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+BEIJING = datetime.fromisoformat("2026-11-23T17:00:00+08:00")  # == T0
+
+
+def event(event_id: str, ticket: str = "INC-1", minutes: int = 0, **fields) -> TicketEvent:
+    return TicketEvent(
+        ticket_id=ticket,
+        event_id=event_id,
+        type="created" if minutes == 0 else "updated",
+        at=T0 + timedelta(minutes=minutes),
+        fields=fields,
+    )
+
+
+def record(ticket: str = "INC-1", due: datetime | None = None) -> TicketRecord:
+    return TicketRecord(
+        ticket_id=ticket,
+        created_at=BEIJING,
+        ruleset="standard-support@2.0.0+abc",
+        decision='{"priority": "P2"}',
+        statuses="{}",
+        next_due_at=due,
+    )
+
+
+def item(key: str, minutes: int, ticket: str = "INC-1") -> OutboxItem:
+    return OutboxItem(
+        key=key,
+        kind="escalate",
+        ticket_id=ticket,
+        fire_at=T0 + timedelta(minutes=minutes),
+        payload={"n": key},
+    )
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[SqlStore]:
+    store = SqlStore.open(database_url)
+    yield store
+    store.engine.dispose()
+
+
+def states(store: SqlStore) -> dict[str, str]:
+    return {row["key"]: row["state"] for row in store.outbox_rows()}
+
+
+def test_the_schema_is_migrated_and_opening_again_changes_nothing(database_url):
+    first = SqlStore.open(database_url)
+    first.add_events([event("e1")])
+    again = SqlStore.open(database_url)
+    with again.engine.connect() as conn:
+        versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    assert [v[0] for v in versions] == ["0001"]
+    assert [e.event_id for e in again.events("INC-1")] == ["e1"]
+    first.engine.dispose()
+    again.engine.dispose()
+
+
+def test_an_event_is_stored_once_and_a_retry_is_reported_as_old(store):
+    assert store.add_events([event("e1"), event("e2", minutes=5)]) == [True, True]
+    assert store.add_events([event("e2", minutes=5), event("e3", minutes=9)]) == [False, True]
+    assert sorted(e.event_id for e in store.events("INC-1")) == ["e1", "e2", "e3"]
+
+
+def test_a_reused_event_id_with_other_content_stores_nothing_of_its_batch(store):
+    store.add_events([event("e1")])
+    with pytest.raises(EventError, match="different content"):
+        store.add_events([event("e9", minutes=3), event("e1", minutes=1)])
+    assert [e.event_id for e in store.events("INC-1")] == ["e1"]
+
+
+def test_instants_come_back_aware_and_equal_to_what_was_stored(store):
+    store.add_events([event("e1")])
+    store.save_ticket(record(due=BEIJING + timedelta(hours=1)), [item("k", 60)])
+    stored = store.ticket("INC-1")
+    assert stored.created_at == BEIJING and stored.created_at.tzinfo is not None
+    assert stored.next_due_at == T0 + timedelta(hours=1)
+    assert store.events("INC-1")[0].at == T0
+    (claimed,) = store.claim(T0 + timedelta(hours=1), "w1")
+    assert claimed.fire_at == T0 + timedelta(hours=1) and claimed.fire_at.tzinfo is not None
+
+
+def test_a_ticket_record_is_created_then_replaced(store):
+    assert store.ticket("INC-1") is None
+    store.save_ticket(record(due=T0), [])
+    store.save_ticket(replace(record(), decision='{"priority": "P1"}', next_due_at=None), [])
+    stored = store.ticket("INC-1")
+    assert stored.decision == '{"priority": "P1"}' and stored.next_due_at is None
+
+
+def test_scheduling_creates_moves_and_cancels_pending_rows_but_never_touches_sent_ones(store):
+    store.save_ticket(record(), [item("a", 10), item("b", 20), item("c", 30)])
+    (a,) = store.claim(T0 + timedelta(minutes=10), "w1")
+    store.finish(a, "w1")
+    # Reschedule: a (sent) asked again at another time, b moved, c no longer wanted.
+    store.save_ticket(record(), [item("a", 50), item("b", 25)])
+    rows = {row["key"]: row for row in store.outbox_rows("INC-1")}
+    assert {k: r["state"] for k, r in rows.items()} == {"a": SENT, "b": PENDING, "c": CANCELLED}
+    assert rows["a"]["fire_at"].replace(tzinfo=UTC) == T0 + timedelta(minutes=10)
+    assert rows["b"]["fire_at"].replace(tzinfo=UTC) == T0 + timedelta(minutes=25)
+    # A cancelled row comes back when it is scheduled again.
+    store.save_ticket(record(), [item("b", 25), item("c", 40)])
+    assert states(store) == {"a": SENT, "b": PENDING, "c": PENDING}
+
+
+def test_the_work_queue_lists_due_tickets_soonest_first_within_the_tenant(store):
+    store.save_ticket(record("late", due=T0 + timedelta(hours=3)), [])
+    store.save_ticket(record("soon", due=T0 + timedelta(hours=1)), [])
+    store.save_ticket(record("done", due=None), [])
+    store.for_tenant("other").save_ticket(record("theirs", due=T0), [])
+    queue = store.breaching_before(T0 + timedelta(hours=4))
+    assert [r.ticket_id for r in queue] == ["soon", "late"]
+    assert [r.ticket_id for r in store.breaching_before(T0 + timedelta(hours=2))] == ["soon"]
+
+
+def test_claim_takes_only_due_pending_rows_and_leases_them(store):
+    store.save_ticket(record(), [item("due", 0), item("later", 60)])
+    assert [i.key for i in store.claim(T0, "w1")] == ["due"]
+    assert store.claim(T0, "w2") == []  # leased to w1
+    row = store.outbox_rows()[0]
+    assert row["claimed_by"] == "w1"
+
+
+def test_a_lapsed_lease_passes_the_row_on_and_the_first_worker_cannot_record_it(store):
+    store.save_ticket(record(), [item("k", 0)])
+    (first,) = store.claim(T0, "w1", lease=timedelta(seconds=30))
+    (second,) = store.claim(T0 + timedelta(seconds=31), "w2")
+    store.finish(first, "w1")  # w1 was presumed dead: its word no longer counts
+    assert states(store) == {"k": PENDING}
+    store.finish(second, "w2")
+    row = store.outbox_rows()[0]
+    assert (row["state"], row["attempts"], row["claimed_by"]) == (SENT, 1, None)
+
+
+def test_a_failed_row_is_retried_later_then_dead_lettered(store):
+    store.save_ticket(record(), [item("k", 0)])
+    (claimed,) = store.claim(T0, "w1")
+    store.finish(claimed, "w1", error="HTTP 503", retry_at=T0 + timedelta(minutes=5))
+    assert store.claim(T0 + timedelta(minutes=4), "w1") == []
+    (again,) = store.claim(T0 + timedelta(minutes=5), "w1")
+    assert again.attempts == 1
+    store.finish(again, "w1", error="HTTP 400")
+    row = store.outbox_rows()[0]
+    assert (row["state"], row["last_error"], row["attempts"]) == (DEAD, "HTTP 400", 2)
+    assert store.claim(T0 + timedelta(days=1), "w1") == []
+
+
+def test_a_tenant_sees_and_claims_only_its_own_rows(store):
+    other = store.for_tenant("other")
+    store.add_events([event("e1")])
+    other.add_events([event("e1", minutes=0, severity="urgent")])  # same ids, other tenant
+    store.save_ticket(record(), [item("k", 0)])
+    other.save_ticket(record(), [item("k", 0)])
+    assert store.events("INC-1")[0].fields == {}
+    assert other.events("INC-1")[0].fields == {"severity": "urgent"}
+    mine = store.claim(T0, "w1")
+    theirs = other.claim(T0, "w1")
+    assert len(mine) == len(theirs) == 1 and mine[0].id != theirs[0].id
+    assert [r["tenant_id"] for r in store.outbox_rows()] == ["default"]
+
+
+def test_concurrent_workers_claim_each_row_exactly_once(database_url):
+    """Workers with their own connections race for the same due rows."""
+    setup = SqlStore.open(database_url)
+    keys = [f"k{n}" for n in range(300)]
+    for start in range(0, len(keys), 20):
+        ticket = f"INC-{start}"
+        setup.save_ticket(record(ticket), [item(k, 0, ticket) for k in keys[start : start + 20]])
+    delivered: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(4, timeout=30)
+
+    def work(name: str, store: SqlStore) -> None:
+        barrier.wait()
+        while True:
+            claimed = store.claim(T0, name, limit=7)
+            if not claimed:
+                # Losing a race for the rows it picked leaves a claim empty-handed.
+                if PENDING not in states(store).values():
+                    break
+                continue
+            for claimed_item in claimed:
+                time.sleep(0.001)  # the send
+                with lock:
+                    delivered.append((claimed_item.key, name))
+                store.finish(claimed_item, name)
+        store.engine.dispose()
+
+    stores = [SqlStore.open(database_url) for _ in range(4)]
+    threads = [threading.Thread(target=work, args=(f"w{n}", s)) for n, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = Counter(key for key, _ in delivered)
+    assert sorted(counts) == sorted(keys) and set(counts.values()) == {1}
+    assert len({name for _, name in delivered}) > 1, "the workers did not actually overlap"
+    assert set(states(setup).values()) == {SENT}
+    setup.engine.dispose()
+
+
+def test_a_postgres_claim_skips_rows_another_worker_has_locked(postgres: PostgresCluster):
+    """SKIP LOCKED: a claim does not wait for, nor take, rows locked by a claim in progress."""
+    name = "skip_locked"
+    store = SqlStore.open(postgres.create_database(name))
+    store.save_ticket(record(), [item("a", 0), item("b", 1), item("c", 2)])
+    with store.engine.connect() as other:
+        transaction = other.begin()
+        other.execute(sa.text("SELECT id FROM outbox WHERE key = 'a' FOR UPDATE"))
+        started = time.perf_counter()
+        claimed = store.claim(T0 + timedelta(minutes=5), "w2")
+        waited = time.perf_counter() - started
+        transaction.rollback()
+    assert [i.key for i in claimed] == ["b", "c"]
+    assert waited < 2
+    assert [i.key for i in store.claim(T0 + timedelta(minutes=5), "w3")] == ["a"]
+    store.engine.dispose()
+    postgres.drop_database(name)
+
+
+class Receiver:
+    """An escalation plugin that records every idempotency key it is handed."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.lock = threading.Lock()
+
+    @hookimpl
+    def slaengine_escalate(self, context, action):
+        time.sleep(0.002)
+        with self.lock:
+            self.keys.append(context.idempotency_key)
+        return True
+
+
+def test_several_workers_never_fire_the_same_threshold_twice(database_url, shipped):
+    created = datetime.fromisoformat("2026-11-21T23:40:00+08:00")
+    receiver = Receiver()
+    hosts = []
+
+    def service(name: str) -> SlaService:
+        host = PluginHost(entry_points=False)
+        host.register(receiver, "receiver")
+        hosts.append(host)
+        return SlaService(shipped, host, SqlStore.open(database_url), worker=name)
+
+    intake = service("intake")
+    intake.apply(
+        TicketEvent(
+            ticket_id=f"INC-{n}",
+            event_id=f"INC-{n}:created",
+            type="created",
+            at=created,
+            fields={"contract": "CN-NORTHWIND-LOGISTICS-2026", "severity": "urgent"},
+        )
+        for n in range(40)
+    )
+    workers = [service(f"w{n}") for n in range(3)]
+    barrier = threading.Barrier(len(workers), timeout=30)
+    sent: dict[str, list[str]] = {w.worker: [] for w in workers}
+
+    def run(worker: SlaService) -> None:
+        barrier.wait()
+        # Like the scheduler's ticks: rounds until nothing due is left.
+        while PENDING in states(worker.store).values():
+            report = worker.deliver_due(created + timedelta(hours=9), limit=5)
+            sent[worker.worker] += report.sent
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # urgent on standard 2.0.0: thresholds 50%, 75%, 100%, 100%+2h of the resolution clock
+    assert len(receiver.keys) == 40 * 4
+    assert len(set(receiver.keys)) == len(receiver.keys)
+    all_sent = [key for keys in sent.values() for key in keys]
+    assert len(all_sent) == len(set(all_sent)) == len(intake.store.outbox_rows())
+    assert sum(1 for keys in sent.values() if keys) > 1, "the workers did not actually overlap"
+    for svc in [intake, *workers]:
+        svc.store.engine.dispose()
+    for host in hosts:
+        host.close()
