@@ -10,6 +10,7 @@ from slaengine.errors import EventError
 from slaengine.hookspecs import hookimpl
 from slaengine.plugins import PluginHost
 from slaengine.service import SlaService
+from slaengine.store import SqlStore
 from slaengine.ticket import TicketEvent
 
 CREATED = datetime.fromisoformat("2026-11-21T23:40:00+08:00")  # a Saturday night
@@ -67,13 +68,15 @@ class Flaky:
 
 
 @pytest.fixture
-def service(shipped):
+def service(shipped, database_url):
+    """A service over an SQLite file, then over PostgreSQL (tests/postgres.py)."""
     host = PluginHost(entry_points=False)
     recorder = Recorder()
     host.register(recorder, "recorder")
-    svc = SlaService(shipped, host)
+    svc = SlaService(shipped, host, SqlStore.open(database_url))
     svc.recorder = recorder
     yield svc
+    svc.store.engine.dispose()
     host.close()
 
 
