@@ -7,6 +7,7 @@ are JSON: ``{"error": {"path": "...", "message": "..."}}``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -21,19 +22,25 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from slaengine.clock import MetricStatus
 from slaengine.database import ruleset_reloads
 from slaengine.engine import Engine
 from slaengine.errors import EventError, NoRuleMatched, RulesetErrors, SlaEngineError, TicketError
+from slaengine.ingest import Ingestor
 from slaengine.plugins import PluginHost
-from slaengine.service import SlaService
+from slaengine.service import SlaService, statuses_json
 from slaengine.store import SqlStore
 from slaengine.tenancy import tenant_of
 from slaengine.ticket import parse_event
 
 #: Request bodies larger than this are refused (413).
 MAX_BODY_BYTES = 1_000_000
+#: How long a token's tenant is remembered without asking the database. Tokens
+#: are never changed in place, so this only delays the refusal of a token
+#: deleted from the database by this many seconds.
+TOKEN_CACHE_SECONDS = 10.0
 
 
 class ApiError(Exception):
@@ -84,6 +91,8 @@ class SlaApp:
         self.store = store
         self.host = host or PluginHost(entry_points=False)
         self.metrics = Metrics()
+        self.ingest = Ingestor()
+        self._tokens: dict[str, tuple[str, float]] = {}  # token -> (tenant, remembered until)
         self.tenants: dict[str, Tenant] = {}
         for name, rulesets in tenants.items():
             engine = Engine.from_directory(rulesets)
@@ -92,6 +101,20 @@ class SlaApp:
         self.ready = True
 
     def tenant(self, name: str) -> Tenant:
+        return self.tenants[name]
+
+    def tenant_of_token(self, token: str) -> Tenant | None:
+        """The tenant a bearer token belongs to (remembered for TOKEN_CACHE_SECONDS)."""
+        now = time.monotonic()
+        known = self._tokens.get(token)
+        if known is not None and known[1] > now:
+            return self.tenants[known[0]]
+        name = tenant_of(self.store.engine, token)
+        if name is None or name not in self.tenants:
+            return None
+        if len(self._tokens) >= 10_000:
+            self._tokens.clear()
+        self._tokens[token] = (name, now + TOKEN_CACHE_SECONDS)
         return self.tenants[name]
 
     def reload(self, tenant: Tenant) -> dict[str, Any]:
@@ -134,6 +157,7 @@ class SlaApp:
             self.metrics.breaches.inc(len(report.sent) - len(escalated))
 
     def close(self) -> None:
+        self.ingest.close()
         for tenant in self.tenants.values():
             tenant.service.engine.close()
             for engine in tenant.retired:
@@ -162,10 +186,39 @@ def tenant_of_request(request: Request) -> Tenant:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "missing bearer token", "headers.authorization")
-    name = tenant_of(sla.store.engine, token.strip())
-    if name is None or name not in sla.tenants:
+    tenant = sla.tenant_of_token(token.strip())
+    if tenant is None:
         raise ApiError(401, "unknown token", "headers.authorization")
-    return sla.tenant(name)
+    return tenant
+
+
+class _Guard:
+    """Refuses bodies over MAX_BODY_BYTES by their Content-Length and times each request.
+
+    Plain ASGI rather than ``@app.middleware``: Starlette's BaseHTTPMiddleware
+    runs every request through an extra task and memory streams, which cost
+    more than the rest of an event's handling.
+    """
+
+    def __init__(self, app: ASGIApp, sla: SlaApp) -> None:
+        self.app = app
+        self.sla = sla
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
+                refusal = _error(413, f"request body over {MAX_BODY_BYTES} bytes", "body")
+                await refusal(scope, receive, send)
+                return
+        started = time.perf_counter()
+        await self.app(scope, receive, send)
+        route = scope.get("route")
+        self.sla.metrics.latency.labels(getattr(route, "path", "other")).observe(
+            time.perf_counter() - started
+        )
 
 
 TenantOf = Annotated[Tenant, Depends(tenant_of_request)]
@@ -175,19 +228,7 @@ def create_app(sla: SlaApp) -> FastAPI:
     """The FastAPI application over ``sla``."""
     app = FastAPI(title="slaengine", version="0.1.0", description=__doc__)
     app.state.sla = sla
-
-    @app.middleware("http")
-    async def limit_and_time(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return _error(413, f"request body over {MAX_BODY_BYTES} bytes", "body")
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        sla.metrics.latency.labels(getattr(route, "path", "other")).observe(
-            time.perf_counter() - started
-        )
-        return response
+    app.add_middleware(_Guard, sla=sla)
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -266,9 +307,11 @@ def create_app(sla: SlaApp) -> FastAPI:
             if event.ticket_id != ticket_id:
                 raise ApiError(422, f"event is for ticket {event.ticket_id!r}", "ticket_id")
             parsed.append(event)
-        statuses = t.service.apply(parsed)
+        statuses = await asyncio.wrap_future(sla.ingest.submit(t.service, parsed))
         sla.metrics.events.inc(len(parsed))
-        return {"ticket_id": ticket_id, "metrics": _statuses(statuses[ticket_id])}
+        metrics = statuses_json(statuses[ticket_id])
+        body = f'{{"ticket_id":{json.dumps(ticket_id)},"metrics":{metrics}}}'
+        return Response(body, media_type="application/json")
 
     @app.get("/v1/tickets/{ticket_id}/sla")
     def ticket_sla(ticket_id: str, t: TenantOf, at: str | None = None) -> Any:
@@ -309,7 +352,8 @@ def create_app(sla: SlaApp) -> FastAPI:
         if verify is not None:
             verify(headers, raw)
         payload = await json_body(request)
-        statuses = t.service.receive(source, payload, headers)
+        events = t.service.intake(source, payload, headers).events
+        statuses = await asyncio.wrap_future(sla.ingest.submit(t.service, events))
         return {tid: _statuses(s) for tid, s in statuses.items()}
 
     @app.get("/v1/rulesets")

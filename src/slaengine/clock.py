@@ -842,6 +842,12 @@ class TicketClock:
         return self._replayed().current_ticket()
 
     @property
+    def latest(self) -> datetime:
+        """The instant (in UTC) of the ticket's latest event."""
+        self._require_created()
+        return self._keys[-1][0]
+
+    @property
     def decision(self) -> Decision:
         """The policy's current decision for the ticket."""
         return self._replayed().decision

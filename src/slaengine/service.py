@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,12 +32,12 @@ from typing import Any
 from slaengine.clock import MetricStatus, TicketClock
 from slaengine.decision import Decision
 from slaengine.engine import Engine
-from slaengine.errors import TicketError
+from slaengine.errors import EventError, TicketError
 from slaengine.escalation import Action, EscalationContext
 from slaengine.intake import Intake
 from slaengine.plugins import PluginHost
-from slaengine.store import OutboxItem, SqlStore, TicketRecord
-from slaengine.ticket import TicketEvent, require_aware
+from slaengine.store import OutboxItem, SqlStore, StoreTransaction, TicketRecord
+from slaengine.ticket import Ticket, TicketEvent, require_aware
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,26 @@ class DeliveryReport:
     dead: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Entry:
+    """What the service keeps of one ticket between requests."""
+
+    clock: TicketClock
+    stored: int  # events of the ticket in the store when the clock was last in step
+    decision: str | None  # the decision (JSON) as stored; None before the first
+    schedule: dict[str, datetime] | None  # outbox keys as last scheduled; None: ask the store
+
+
 class SlaService:
-    """Engine + clocks + plugins + a store of one tenant."""
+    """Engine + clocks + plugins + a store of one tenant.
+
+    The clocks of the ``cache_size`` most recently touched tickets are kept
+    between calls, so an event is applied to its ticket's clock as it stands
+    instead of replaying the ticket's history. A kept clock is used only
+    while the store holds exactly the events it was built from; anything
+    else (another process's writes, a ruleset reload, a failed transaction)
+    rebuilds it from the store.
+    """
 
     def __init__(
         self,
@@ -63,11 +83,15 @@ class SlaService:
         host: PluginHost | None = None,
         store: SqlStore | None = None,
         worker: str = "worker",
+        cache_size: int = 10_000,
     ) -> None:
         self.engine = engine
         self.host = host or PluginHost(entry_points=False)
         self.store = store or SqlStore.in_memory()
         self.worker = worker
+        self.cache_size = cache_size
+        self._clocks: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()  # one writer of the clocks at a time
 
     # -- intake -----------------------------------------------------------
 
@@ -91,48 +115,162 @@ class SlaService:
     def apply(self, events: Iterable[TicketEvent]) -> dict[str, dict[str, MetricStatus]]:
         """Store events (idempotently), announce changed decisions, reschedule deliveries.
 
-        Every touched ticket is replayed before anything is stored: an event
-        its timeline refuses raises EventError and nothing of the batch is
-        stored. Returns each touched ticket's statuses at its latest event.
+        Every touched ticket's timeline takes the events before anything is
+        stored: an event it refuses raises EventError and nothing of the
+        batch is stored. Returns each touched ticket's statuses at its
+        latest event.
         """
-        batch = list(events)
-        by_ticket: dict[str, list[TicketEvent]] = {}
-        for event in batch:
-            by_ticket.setdefault(event.ticket_id, []).append(event)
-        clocks = {}
-        for ticket_id, new in by_ticket.items():
-            clock = TicketClock(self.engine, ticket_id)
-            clock.apply_all(self.store.events(ticket_id))
-            clock.apply_all(new)  # raises EventError before anything is stored
-            clocks[ticket_id] = clock
-        self.store.add_events(batch)
-        statuses = {}
-        for ticket_id, clock in clocks.items():
-            at = max(e.at for e in clock.events)
-            statuses[ticket_id] = self._refresh(clock, at)
-        return statuses
+        result = self.apply_many([events])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-    def _refresh(self, clock: TicketClock, at: datetime) -> dict[str, MetricStatus]:
-        decision = clock.decision
-        statuses = clock.status(at)
-        previous = self.store.ticket(decision.ticket_id)
-        text = decision.model_dump_json()
-        open_dues = [s.due_at for s in statuses.values() if s.active and s.due_at is not None]
-        record = TicketRecord(
-            ticket_id=decision.ticket_id,
-            created_at=clock.ticket.created_at,
-            ruleset=decision.ruleset_ref,
-            decision=text,
-            statuses=json.dumps({m: s.model_dump(mode="json") for m, s in statuses.items()}),
-            next_due_at=min(open_dues, key=lambda d: d.astimezone(UTC)) if open_dues else None,
-        )
-        self.store.save_ticket(record, self._schedule(decision, statuses))
-        if previous is None or previous.decision != text:
-            ticket = clock.ticket
+    def apply_many(
+        self, requests: Sequence[Iterable[TicketEvent]]
+    ) -> list[dict[str, dict[str, MetricStatus]] | Exception]:
+        """Apply several independent requests' events in one transaction (group commit).
+
+        Each request is atomic on its own, as :meth:`apply`: a request that
+        fails leaves no trace and does not affect the others. Returns, per
+        request, its tickets' statuses or the exception it failed with.
+        """
+        batches = [list(events) for events in requests]
+        with self._lock:
+            try:
+                return self._apply_together(batches)
+            except Exception as exc:
+                self._clocks.clear()  # the store said no: rebuild from what it holds
+                if len(batches) == 1:
+                    return [exc]
+            # Something only the store could refuse: isolate it, one request at a time.
+            results: list[dict[str, dict[str, MetricStatus]] | Exception] = []
+            for batch in batches:
+                try:
+                    results.extend(self._apply_together([batch]))
+                except Exception as exc:
+                    self._clocks.clear()
+                    results.append(exc)
+            return results
+
+    def _apply_together(
+        self, batches: list[list[TicketEvent]]
+    ) -> list[dict[str, dict[str, MetricStatus]] | Exception]:
+        engine = self.engine
+        ticket_ids = list(dict.fromkeys(e.ticket_id for batch in batches for e in batch))
+        results: list[dict[str, dict[str, MetricStatus]] | Exception] = []
+        accepted: dict[str, list[TicketEvent]] = {}  # new events by ticket, in order
+        latest: dict[str, dict[str, MetricStatus]] = {}  # statuses after the last request
+        changed: dict[str, None] = {}  # tickets whose stored view must be rewritten
+        announce: list[tuple[Ticket, Decision]] = []
+        with self.store.transaction(ticket_ids) as tx:
+            stored = tx.stored_events([e.event_id for batch in batches for e in batch])
+            entries = self._entries(tx, engine, ticket_ids)
+            for batch in batches:
+                try:
+                    fresh = self._admit(batch, stored)
+                    touched = list(dict.fromkeys(e.ticket_id for e in batch))
+                    try:
+                        for event in fresh:
+                            entries[event.ticket_id].clock.apply(event)
+                        statuses = {t: self._status(entries[t].clock) for t in touched}
+                    except Exception:
+                        for ticket_id in touched:  # undo this request's events
+                            clock = TicketClock(engine, ticket_id)
+                            clock.apply_all(tx.events([ticket_id]).get(ticket_id, []))
+                            entries[ticket_id].clock = clock.apply_all(accepted.get(ticket_id, []))
+                        raise
+                except Exception as exc:
+                    results.append(exc)
+                    continue
+                for event in fresh:
+                    stored[event.event_id] = event
+                    accepted.setdefault(event.ticket_id, []).append(event)
+                    changed[event.ticket_id] = None
+                for ticket_id in touched:
+                    entry = entries[ticket_id]
+                    text = entry.clock.decision.model_dump_json()
+                    if text != entry.decision:
+                        entry.decision = text
+                        changed[ticket_id] = None
+                        announce.append((entry.clock.ticket, entry.clock.decision))
+                latest.update(statuses)
+                results.append(statuses)
+            tx.add_events([e for events in accepted.values() for e in events])
+            records = []
+            for ticket_id in changed:
+                entry = entries[ticket_id]
+                decision = entry.clock.decision
+                statuses = latest[ticket_id]
+                records.append(_record(entry.clock, entry.decision or "", statuses))
+                entry.schedule = tx.schedule(
+                    ticket_id, self._schedule(decision, statuses), entry.schedule
+                )
+            tx.save_tickets(records)
+            for ticket_id, events in accepted.items():
+                entries[ticket_id].stored += len(events)
+        for ticket, decision in announce:
             self.host.call("slaengine_decision", ticket=ticket, decision=decision)
             if decision.route is not None:
                 self.host.call("slaengine_route", ticket=ticket, decision=decision)
-        return statuses
+        return results
+
+    def _entries(
+        self, tx: StoreTransaction, engine: Engine, ticket_ids: list[str]
+    ) -> dict[str, _Entry]:
+        """The cached state of each ticket, rebuilt from the store where it is stale.
+
+        A cached clock is good while the store holds as many events of its
+        ticket as the clock was built from (events are append-only) and the
+        engine is the same (a ruleset reload replaces it).
+        """
+        counts = tx.event_counts(ticket_ids)
+        entries: dict[str, _Entry] = {}
+        stale = []
+        for ticket_id in ticket_ids:
+            entry = self._clocks.get(ticket_id)
+            if entry is None or entry.stored != counts.get(ticket_id, 0):
+                stale.append(ticket_id)
+                continue
+            if entry.clock.policy is not engine:
+                stale.append(ticket_id)
+                continue
+            self._clocks.move_to_end(ticket_id)
+            entries[ticket_id] = entry
+        history = tx.events([t for t in stale if counts.get(t)])
+        decisions = tx.decisions([t for t in stale if counts.get(t)])
+        for ticket_id in stale:
+            clock = TicketClock(engine, ticket_id)
+            events = history.get(ticket_id, [])
+            clock.apply_all(events)
+            # A ticket with no events has no outbox rows: nothing to read back.
+            schedule: dict[str, datetime] | None = None if events else {}
+            entry = _Entry(clock, len(events), decisions.get(ticket_id), schedule)
+            entries[ticket_id] = self._clocks[ticket_id] = entry
+        while len(self._clocks) > self.cache_size:
+            self._clocks.popitem(last=False)
+        return entries
+
+    @staticmethod
+    def _admit(batch: list[TicketEvent], stored: Mapping[str, TicketEvent]) -> list[TicketEvent]:
+        """The events of a request not stored yet; a reused id with other content is an error."""
+        fresh: list[TicketEvent] = []
+        seen: dict[str, TicketEvent] = {}
+        for event in batch:
+            earlier = stored.get(event.event_id) or seen.get(event.event_id)
+            if earlier is not None:
+                if earlier != event:
+                    raise EventError(
+                        "this event id is already stored with different content",
+                        event.event_id,
+                    )
+                continue
+            seen[event.event_id] = event
+            fresh.append(event)
+        return fresh
+
+    @staticmethod
+    def _status(clock: TicketClock) -> dict[str, MetricStatus]:
+        return clock.status(clock.latest)
 
     def _schedule(
         self, decision: Decision, statuses: Mapping[str, MetricStatus]
@@ -194,7 +332,7 @@ class SlaService:
     # -- queries ----------------------------------------------------------
 
     def clock(self, ticket_id: str) -> TicketClock:
-        """The clock of a stored ticket."""
+        """The clock of a stored ticket (read from the store, never the cache)."""
         events = self.store.events(ticket_id)
         if not events:
             raise TicketError(f"unknown ticket {ticket_id!r}", "ticket_id")
@@ -245,3 +383,25 @@ class SlaService:
             return
         self.store.finish(item, self.worker)
         report.sent.append(item.key)
+
+
+def _record(
+    clock: TicketClock, decision: str, statuses: Mapping[str, MetricStatus]
+) -> TicketRecord:
+    """The stored view of a ticket whose clock stands at ``statuses``."""
+    open_dues = [s.due_at for s in statuses.values() if s.active and s.due_at is not None]
+    return TicketRecord(
+        ticket_id=clock.decision.ticket_id,
+        created_at=clock.ticket.created_at,
+        ruleset=clock.decision.ruleset_ref,
+        decision=decision,
+        statuses=statuses_json(statuses),
+        next_due_at=min(open_dues, key=lambda d: d.astimezone(UTC)) if open_dues else None,
+    )
+
+
+def statuses_json(statuses: Mapping[str, MetricStatus]) -> str:
+    """Statuses by metric as one JSON object, serialized by pydantic (no dict round trip)."""
+    return (
+        "{" + ",".join(f"{json.dumps(m)}:{s.model_dump_json()}" for m, s in statuses.items()) + "}"
+    )

@@ -13,8 +13,9 @@ PostgreSQL; SQLite has one writer at a time), deliver, and mark them sent.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,6 +92,17 @@ class SqlStore:
         """The same database, seen as another tenant."""
         return SqlStore(self.engine, tenant)
 
+    def transaction(self, ticket_ids: Iterable[str] = ()) -> StoreTransaction:
+        """A write transaction: ``with store.transaction(ids) as tx: ...`` commits at the end.
+
+        On SQLite it starts with ``BEGIN IMMEDIATE``: the write lock is taken
+        before the first read, so what the transaction reads stays true
+        until it commits. On PostgreSQL the tickets in ``ticket_ids`` are
+        locked for the transaction (advisory locks), so two processes never
+        interleave their reads and writes of one ticket.
+        """
+        return StoreTransaction(self, sorted(set(ticket_ids)))
+
     # -- events ------------------------------------------------------------
 
     def add_events(self, batch: Sequence[TicketEvent]) -> list[bool]:
@@ -99,57 +111,30 @@ class SqlStore:
         An event id already stored with the same content is a retry (False);
         with different content it is an error and nothing is stored.
         """
-        now = datetime.now(UTC)
         fresh: list[bool] = []
-        with self.engine.begin() as conn:
-            ids = [e.event_id for e in batch]
-            stored = {
-                row.event_id: row.body
-                for row in conn.execute(
-                    sa.select(events.c.event_id, events.c.body).where(
-                        events.c.tenant_id == self.tenant, events.c.event_id.in_(ids)
-                    )
-                )
-            }
+        with self.transaction(e.ticket_id for e in batch) as tx:
+            stored = tx.stored_events([e.event_id for e in batch])
             rows = []
-            seen: dict[str, str] = {}
             for event in batch:
-                body = event.model_dump_json()
-                earlier = stored.get(event.event_id, seen.get(event.event_id))
+                earlier = stored.get(event.event_id)
                 if earlier is not None:
-                    if TicketEvent.model_validate_json(earlier) != event:
+                    if earlier != event:
                         raise EventError(
                             "this event id is already stored with different content",
                             event.event_id,
                         )
                     fresh.append(False)
                     continue
-                seen[event.event_id] = body
+                stored[event.event_id] = event
                 fresh.append(True)
-                rows.append(
-                    {
-                        "tenant_id": self.tenant,
-                        "event_id": event.event_id,
-                        "ticket_id": event.ticket_id,
-                        "at": event.at.astimezone(UTC),
-                        "type": event.type,
-                        "body": body,
-                        "received_at": now,
-                    }
-                )
-            if rows:
-                conn.execute(events.insert(), rows)
+                rows.append(event)
+            tx.add_events(rows)
         return fresh
 
     def events(self, ticket_id: str) -> list[TicketEvent]:
         """Every stored event of a ticket."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(events.c.body).where(
-                    events.c.tenant_id == self.tenant, events.c.ticket_id == ticket_id
-                )
-            )
-            return [TicketEvent.model_validate_json(row.body) for row in rows]
+            return _events_of(conn, self.tenant, [ticket_id]).get(ticket_id, [])
 
     # -- tickets -----------------------------------------------------------
 
@@ -160,67 +145,9 @@ class SqlStore:
         still pending or cancelled; pending rows of the ticket that are no
         longer scheduled are cancelled; sent and dead rows never change.
         """
-        now = datetime.now(UTC)
-        values = {
-            "created_at": record.created_at.astimezone(UTC),
-            "ruleset": record.ruleset,
-            "decision": record.decision,
-            "statuses": record.statuses,
-            "next_due_at": _utc(record.next_due_at),
-            "updated_at": now,
-        }
-        wanted = {item.key: item for item in schedule}
-        with self.engine.begin() as conn:
-            key = (tickets.c.tenant_id == self.tenant) & (tickets.c.ticket_id == record.ticket_id)
-            updated = conn.execute(tickets.update().where(key).values(**values)).rowcount
-            if not updated:
-                conn.execute(
-                    tickets.insert().values(
-                        tenant_id=self.tenant, ticket_id=record.ticket_id, **values
-                    )
-                )
-            existing = {
-                row.key: row
-                for row in conn.execute(
-                    sa.select(outbox.c.id, outbox.c.key, outbox.c.state, outbox.c.fire_at).where(
-                        outbox.c.tenant_id == self.tenant,
-                        outbox.c.ticket_id == record.ticket_id,
-                    )
-                )
-            }
-            for row_key, row in existing.items():
-                if row.state == PENDING and row_key not in wanted:
-                    conn.execute(
-                        outbox.update().where(outbox.c.id == row.id).values(state=CANCELLED)
-                    )
-            for item in wanted.values():
-                row = existing.get(item.key)
-                fire_at = item.fire_at.astimezone(UTC)
-                if row is None:
-                    conn.execute(
-                        outbox.insert().values(
-                            tenant_id=self.tenant,
-                            key=item.key,
-                            kind=item.kind,
-                            ticket_id=item.ticket_id,
-                            fire_at=fire_at,
-                            payload=json.dumps(item.payload, default=str),
-                            state=PENDING,
-                            attempts=0,
-                        )
-                    )
-                elif row.state in (PENDING, CANCELLED) and (
-                    row.state == CANCELLED or _utc(row.fire_at) != fire_at
-                ):
-                    conn.execute(
-                        outbox.update()
-                        .where(outbox.c.id == row.id)
-                        .values(
-                            state=PENDING,
-                            fire_at=fire_at,
-                            payload=json.dumps(item.payload, default=str),
-                        )
-                    )
+        with self.transaction([record.ticket_id]) as tx:
+            tx.save_tickets([record])
+            tx.schedule(record.ticket_id, schedule)
 
     def ticket(self, ticket_id: str) -> TicketRecord | None:
         """The stored view of a ticket, or None."""
@@ -343,3 +270,280 @@ def _record(row: Any) -> TicketRecord:
         statuses=row.statuses,
         next_due_at=_utc(row.next_due_at),
     )
+
+
+def _events_of(conn: Any, tenant: str, ticket_ids: Sequence[str]) -> dict[str, list[TicketEvent]]:
+    found: dict[str, list[TicketEvent]] = {}
+    if ticket_ids:
+        query = _statements(conn.engine).events_of
+        for ticket_id, body in conn.execute(query, {"tenant": tenant, "ids": list(ticket_ids)}):
+            found.setdefault(ticket_id, []).append(TicketEvent.model_validate_json(body))
+    return found
+
+
+def _upsert(dialect: str, table: sa.Table, key: list[str], columns: dict[str, Any]) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE, on SQLite or PostgreSQL.
+
+    ``columns`` maps each column to update to None (take the inserted value)
+    or a fixed value.
+    """
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table)
+    return statement, {
+        name: statement.excluded[name] if value is None else value
+        for name, value in columns.items()
+    }
+
+
+class _Statements:
+    """The write path's statements, built once per dialect.
+
+    Building an SQLAlchemy statement and its cache key costs more than
+    running it on SQLite; a statement object reused keeps its cache key.
+    """
+
+    def __init__(self, dialect: str) -> None:
+        tenant = sa.bindparam("tenant")
+        ids = sa.bindparam("ids", expanding=True)
+        self.event_counts = (
+            sa.select(events.c.ticket_id, sa.func.count())
+            .where(events.c.tenant_id == tenant, events.c.ticket_id.in_(ids))
+            .group_by(events.c.ticket_id)
+        )
+        self.stored_events = sa.select(events.c.event_id, events.c.body).where(
+            events.c.tenant_id == tenant, events.c.event_id.in_(ids)
+        )
+        self.events_of = sa.select(events.c.ticket_id, events.c.body).where(
+            events.c.tenant_id == tenant, events.c.ticket_id.in_(ids)
+        )
+        self.decisions = sa.select(tickets.c.ticket_id, tickets.c.decision).where(
+            tickets.c.tenant_id == tenant, tickets.c.ticket_id.in_(ids)
+        )
+        self.add_events = events.insert()
+        insert, values = _upsert(
+            dialect,
+            tickets,
+            ["tenant_id", "ticket_id"],
+            dict.fromkeys(
+                ("created_at", "ruleset", "decision", "statuses", "next_due_at", "updated_at")
+            ),
+        )
+        self.save_tickets = insert.on_conflict_do_update(
+            index_elements=[tickets.c.tenant_id, tickets.c.ticket_id], set_=values
+        )
+        self.pending = sa.select(outbox.c.key, outbox.c.fire_at).where(
+            outbox.c.tenant_id == tenant,
+            outbox.c.ticket_id == sa.bindparam("ticket"),
+            outbox.c.state == PENDING,
+        )
+        self.cancel = (
+            outbox.update()
+            .where(outbox.c.tenant_id == tenant, outbox.c.key.in_(ids), outbox.c.state == PENDING)
+            .values(state=CANCELLED)
+        )
+        insert, values = _upsert(
+            dialect,
+            outbox,
+            ["tenant_id", "key"],
+            {"state": PENDING, "fire_at": None, "payload": None},
+        )
+        self.schedule = insert.on_conflict_do_update(
+            index_elements=[outbox.c.tenant_id, outbox.c.key],
+            set_=values,
+            # (an IN list would not bind in an executemany)
+            where=sa.or_(outbox.c.state == PENDING, outbox.c.state == CANCELLED),
+        )
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements(engine: SqlEngine) -> _Statements:
+    found = _STATEMENTS.get(engine.dialect.name)
+    if found is None:
+        found = _STATEMENTS[engine.dialect.name] = _Statements(engine.dialect.name)
+    return found
+
+
+def _lock_key(tenant: str, ticket_id: str) -> int:
+    """A signed 64-bit advisory lock key for one ticket of one tenant."""
+    digest = hashlib.blake2b(f"{tenant}\0{ticket_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class StoreTransaction:
+    """One write transaction of a store: several tickets' events, views and outbox rows.
+
+    Each method is one statement (or one executemany) whatever the number
+    of tickets, so a batch of events costs a handful of round trips and a
+    single commit.
+    """
+
+    def __init__(self, store: SqlStore, ticket_ids: list[str]) -> None:
+        self.store = store
+        self.tenant = store.tenant
+        self.ticket_ids = ticket_ids
+        self._sql = _statements(store.engine)
+        self._conn: Any = None
+        self._transaction: Any = None
+
+    def __enter__(self) -> StoreTransaction:
+        self._conn = self.store.engine.connect()
+        try:
+            self._transaction = self._conn.begin()
+            if self.store.postgres:
+                if self.ticket_ids:
+                    # Sorted keys: two transactions lock shared tickets in one order.
+                    keys = sorted(_lock_key(self.tenant, t) for t in self.ticket_ids)
+                    self._conn.execute(_PG_LOCK, {"keys": keys})
+            else:
+                self._conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self._conn.close()
+            raise
+        return self
+
+    def __exit__(self, kind: Any, _value: Any, _tb: Any) -> None:
+        try:
+            if kind is None:
+                self._transaction.commit()
+            else:
+                self._transaction.rollback()
+        finally:
+            self._conn.close()
+
+    # -- reads -------------------------------------------------------------
+
+    def event_counts(self, ticket_ids: Sequence[str]) -> dict[str, int]:
+        """How many events each ticket has stored (tickets with none are left out).
+
+        Events are append-only, so the count is a version of the ticket.
+        """
+        if not ticket_ids:
+            return {}
+        rows = self._conn.execute(
+            self._sql.event_counts, {"tenant": self.tenant, "ids": list(ticket_ids)}
+        )
+        return {ticket_id: count for ticket_id, count in rows}
+
+    def stored_events(self, event_ids: Sequence[str]) -> dict[str, TicketEvent]:
+        """The stored events among ``event_ids``, by id."""
+        if not event_ids:
+            return {}
+        rows = self._conn.execute(
+            self._sql.stored_events, {"tenant": self.tenant, "ids": list(set(event_ids))}
+        )
+        return {event_id: TicketEvent.model_validate_json(body) for event_id, body in rows}
+
+    def events(self, ticket_ids: Sequence[str]) -> dict[str, list[TicketEvent]]:
+        """Every stored event of each ticket."""
+        return _events_of(self._conn, self.tenant, ticket_ids)
+
+    def decisions(self, ticket_ids: Sequence[str]) -> dict[str, str]:
+        """The stored decision (JSON) of each ticket that has a view."""
+        if not ticket_ids:
+            return {}
+        rows = self._conn.execute(
+            self._sql.decisions, {"tenant": self.tenant, "ids": list(ticket_ids)}
+        )
+        return {ticket_id: decision for ticket_id, decision in rows}
+
+    # -- writes ------------------------------------------------------------
+
+    def add_events(self, batch: Sequence[TicketEvent]) -> None:
+        """Insert new events (the caller has checked they are not stored yet)."""
+        if not batch:
+            return
+        now = datetime.now(UTC)
+        self._conn.execute(
+            self._sql.add_events,
+            [
+                {
+                    "tenant_id": self.tenant,
+                    "event_id": event.event_id,
+                    "ticket_id": event.ticket_id,
+                    "at": event.at.astimezone(UTC),
+                    "type": event.type,
+                    "body": event.model_dump_json(),
+                    "received_at": now,
+                }
+                for event in batch
+            ],
+        )
+
+    def save_tickets(self, records: Sequence[TicketRecord]) -> None:
+        """Create or replace the stored views of tickets."""
+        if not records:
+            return
+        now = datetime.now(UTC)
+        self._conn.execute(
+            self._sql.save_tickets,
+            [
+                {
+                    "tenant_id": self.tenant,
+                    "ticket_id": r.ticket_id,
+                    "created_at": r.created_at.astimezone(UTC),
+                    "ruleset": r.ruleset,
+                    "decision": r.decision,
+                    "statuses": r.statuses,
+                    "next_due_at": _utc(r.next_due_at),
+                    "updated_at": now,
+                }
+                for r in records
+            ],
+        )
+
+    def schedule(
+        self,
+        ticket_id: str,
+        items: Iterable[OutboxItem],
+        known: Mapping[str, datetime] | None = None,
+    ) -> dict[str, datetime]:
+        """Bring a ticket's outbox rows in line with ``items``; the new ``known`` schedule.
+
+        Rows of ``items`` are created, or moved (new fire time) while still
+        pending or cancelled; pending rows no longer scheduled are cancelled;
+        sent and dead rows never change. ``known`` is what an earlier call
+        returned for this ticket, when nothing else has scheduled it since:
+        then only the differences are written and nothing is read.
+        """
+        wanted = {item.key: item for item in items}
+        if known is None:
+            rows = self._conn.execute(
+                self._sql.pending, {"tenant": self.tenant, "ticket": ticket_id}
+            )
+            known = {key: _utc(fire_at) for key, fire_at in rows}
+        gone = [key for key in known if key not in wanted]
+        if gone:
+            self._conn.execute(self._sql.cancel, {"tenant": self.tenant, "ids": gone})
+        changed = [
+            item for key, item in wanted.items() if known.get(key) != item.fire_at.astimezone(UTC)
+        ]
+        if changed:
+            self._conn.execute(
+                self._sql.schedule,
+                [
+                    {
+                        "tenant_id": self.tenant,
+                        "key": item.key,
+                        "kind": item.kind,
+                        "ticket_id": item.ticket_id,
+                        "fire_at": item.fire_at.astimezone(UTC),
+                        "payload": json.dumps(item.payload, default=str),
+                        "state": PENDING,
+                        "attempts": 0,
+                    }
+                    for item in changed
+                ],
+            )
+        return {key: item.fire_at.astimezone(UTC) for key, item in wanted.items()}
+
+
+# One statement for all of a transaction's tickets; unnest yields the keys in
+# array order, so locks are taken in sorted order.
+_PG_LOCK = sa.text(
+    "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"
+)
