@@ -209,7 +209,12 @@ def add_test_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=["rulesets"],
         help="suite files or directories to search (default: rulesets)",
     )
-    p.add_argument("-k", dest="keyword", help="run only cases whose id or tags contain this text")
+    p.add_argument(
+        "-k",
+        dest="keyword",
+        help="run only cases whose id contains TEXT or that are tagged TEXT",
+        metavar="TEXT",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document instead of text")
     p.add_argument("--coverage", action="store_true", help="print the rule coverage table")
     p.add_argument(
