@@ -223,3 +223,46 @@ def test_working_days_target_counts_working_days():
         d = engine.evaluate(ticket(severity="general", contract=None), ruleset="tiny")
     assert d.targets["resolution"].days == 2
     assert d.targets["resolution"].due_at == datetime.fromisoformat("2026-11-25T10:00:00+08:00")
+
+
+def test_explain_a_ticket_no_rule_applies_to_and_a_chosen_version(shipped) -> None:
+    from slaengine.ruleset import parse_ruleset
+    from slaengine.yamlsource import read_yaml
+
+    text = """
+name: narrow
+version: 1.0.0
+effective_from: 2026-01-01
+timezone: UTC
+vocabularies:
+  severity: [urgent, general]
+  priority: [P1]
+calendars: {clock: always}
+metrics: {resolution: {stop: [resolved]}}
+tables:
+  - name: only
+    hit: first
+    rules:
+      - name: urgent-only
+        when: {severity: urgent}
+        then: {priority: P1, targets: {resolution: 4h}}
+"""
+    from slaengine.engine import Engine
+    from slaengine.library import RulesetLibrary
+
+    with Engine(RulesetLibrary([parse_ruleset(read_yaml(text, "narrow.yaml"))])) as engine:
+        x = engine.explain(
+            {"id": "T-9", "created_at": "2026-03-04T10:00:00Z", "severity": "general"},
+            ruleset="narrow",
+            version="1.0.0",
+        )
+    assert x.decision is None
+    assert "no rule of table 'only' matched" in x.error
+    [trace] = x.rules
+    assert (trace.rule, trace.matched, trace.applied, trace.line) == (
+        "urgent-only",
+        False,
+        False,
+        15,
+    )
+    assert "severity" in trace.failed and "'general'" in trace.failed

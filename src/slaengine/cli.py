@@ -183,6 +183,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
             mark = "APPLIED" if trace.applied else ("matched" if trace.matched else "no")
             why = f"  ({trace.failed})" if trace.failed else ""
             print(f"    line {trace.line}: {trace.rule}: {mark}{why}")
+        if d is None:
+            print(f"  no decision: {explanation.error}")
+            status = 1
+            continue
         print(f"  decision: priority {d.priority}, calendar {d.calendar}, plan {d.escalation_plan}")
         for metric, target in d.targets.items():
             print(f"    {metric}: {target.target} -> due {target.due_at.isoformat()}")

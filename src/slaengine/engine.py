@@ -60,7 +60,8 @@ class Explanation(BaseModel):
     source: str
     values: dict[str, Any]
     rules: list[RuleTrace]
-    decision: Decision
+    decision: Decision | None  # None when no rule applies: ``error`` says why
+    error: str | None = None
 
 
 class RulesetInfo(BaseModel):
@@ -330,14 +331,29 @@ class Engine:
         return decisions
 
     def explain(
-        self, ticket: Ticket | Mapping[str, Any], *, facts: Mapping[str, Any] | None = None
+        self,
+        ticket: Ticket | Mapping[str, Any],
+        *,
+        facts: Mapping[str, Any] | None = None,
+        ruleset: str | None = None,
+        version: str | None = None,
     ) -> Explanation:
-        """Every rule of every table for this ticket: matched or not, and the test that failed."""
-        ticket, compiled, overrides = self._prepare(ticket, None, None)
+        """Every rule of every table for this ticket: matched or not, and the test that failed.
+
+        The version is chosen as :meth:`evaluate` chooses it. A ticket no rule
+        applies to is explained too (``decision`` None, ``error`` saying why):
+        that is when an explanation is wanted most.
+        """
+        ticket, compiled, overrides = self._prepare(ticket, ruleset, version)
         rs = compiled.rs
         values = compiled.reader.read(ticket, dict(facts) if facts else None, overrides)
-        decision = self.evaluate(ticket, facts=facts)
-        applied = set(decision.matched_rules)
+        decision: Decision | None = None
+        error = None
+        try:
+            decision = self.evaluate(ticket, facts=facts, ruleset=ruleset, version=version)
+        except NoRuleMatched as exc:
+            error = str(exc)
+        applied = set(decision.matched_rules) if decision else set()
         traces = []
         for ti, table in enumerate(rs.model.tables):
             for ri, rule in enumerate(table.rules):
@@ -363,6 +379,7 @@ class Engine:
             values=values,
             rules=traces,
             decision=decision,
+            error=error,
         )
 
     def rulesets(self) -> list[RulesetInfo]:
