@@ -179,7 +179,7 @@ def _parse_instant(text: str, path: str) -> datetime:
     return value
 
 
-def tenant_of_request(request: Request) -> Tenant:
+async def tenant_of_request(request: Request) -> Tenant:
     """The tenant whose bearer token the request carries (401 otherwise)."""
     sla: SlaApp = request.app.state.sla
     header = request.headers.get("authorization", "")

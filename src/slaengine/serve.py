@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -17,6 +18,8 @@ log = logging.getLogger("slaengine")
 
 #: How often the scheduler looks for due deliveries.
 TICK_SECONDS = 0.2
+#: Carries ``serve``'s arguments to the worker processes of ``serve --workers N``.
+ARGS_ENV = "SLAENGINE_SERVE_ARGS"
 
 
 def _logging() -> None:
@@ -58,6 +61,12 @@ def add_serve_parsers(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--no-scheduler", action="store_true", help="leave escalations to workers")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="HTTP worker processes (each keeps its own clock cache, checked against the store)",
+    )
     p.set_defaults(func=serve_command)
 
     p = sub.add_parser("worker", help="run only the escalation scheduler")
@@ -100,6 +109,14 @@ def _scheduler(sla: Any, stop: threading.Event) -> threading.Thread:
     return thread
 
 
+def worker_app() -> Any:
+    """The app of one worker process of ``serve --workers N`` (a uvicorn app factory)."""
+    from slaengine.api import create_app
+
+    args = argparse.Namespace(**json.loads(os.environ[ARGS_ENV]))
+    return create_app(_app(args, worker=f"serve-{os.getpid()}"))
+
+
 def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -121,7 +138,21 @@ def serve_command(args: argparse.Namespace) -> int:
         _scheduler(sla, stop)
     print(f"slaengine serving on http://{args.host}:{args.port} (OpenAPI at /docs)", flush=True)
     try:
-        uvicorn.run(create_app(sla), host=args.host, port=args.port, log_level="warning")
+        if args.workers > 1:
+            # Each worker process opens the database and rulesets itself; the
+            # scheduler stays here, in the supervising process.
+            settings = {k: v for k, v in vars(args).items() if k != "func"}
+            os.environ[ARGS_ENV] = json.dumps(settings)
+            uvicorn.run(
+                "slaengine.serve:worker_app",
+                factory=True,
+                workers=args.workers,
+                host=args.host,
+                port=args.port,
+                log_level="warning",
+            )
+        else:
+            uvicorn.run(create_app(sla), host=args.host, port=args.port, log_level="warning")
     finally:
         stop.set()
         sla.close()

@@ -56,6 +56,22 @@ class DeliveryReport:
     dead: list[str] = field(default_factory=list)
 
 
+class MetricStatuses(dict[str, MetricStatus]):
+    """One ticket's statuses by metric; serialized to JSON once, however often it is asked."""
+
+    __slots__ = ("_json",)
+
+    def __init__(self, statuses: Mapping[str, MetricStatus]) -> None:
+        super().__init__(statuses)
+        self._json: str | None = None
+
+    def json(self) -> str:
+        """The statuses as one JSON object, as ``model_dump(mode="json")`` would give them."""
+        if self._json is None:
+            self._json = _to_json(self)
+        return self._json
+
+
 @dataclass
 class _Entry:
     """What the service keeps of one ticket between requests."""
@@ -64,6 +80,7 @@ class _Entry:
     stored: int  # events of the ticket in the store when the clock was last in step
     decision: str | None  # the decision (JSON) as stored; None before the first
     schedule: dict[str, datetime] | None  # outbox keys as last scheduled; None: ask the store
+    decided: Decision | None = None  # the decision object ``decision`` was made from
 
 
 class SlaService:
@@ -188,11 +205,15 @@ class SlaService:
                     changed[event.ticket_id] = None
                 for ticket_id in touched:
                     entry = entries[ticket_id]
-                    text = entry.clock.decision.model_dump_json()
+                    decision = entry.clock.decision
+                    if decision is entry.decided:
+                        continue  # a clock decides anew only when a field changes
+                    entry.decided = decision
+                    text = decision.model_dump_json()
                     if text != entry.decision:
                         entry.decision = text
                         changed[ticket_id] = None
-                        announce.append((entry.clock.ticket, entry.clock.decision))
+                        announce.append((entry.clock.ticket, decision))
                 latest.update(statuses)
                 results.append(statuses)
             tx.add_events([e for events in accepted.values() for e in events])
@@ -269,8 +290,8 @@ class SlaService:
         return fresh
 
     @staticmethod
-    def _status(clock: TicketClock) -> dict[str, MetricStatus]:
-        return clock.status(clock.latest)
+    def _status(clock: TicketClock) -> MetricStatuses:
+        return MetricStatuses(clock.status(clock.latest))
 
     def _schedule(
         self, decision: Decision, statuses: Mapping[str, MetricStatus]
@@ -401,7 +422,14 @@ def _record(
 
 
 def statuses_json(statuses: Mapping[str, MetricStatus]) -> str:
-    """Statuses by metric as one JSON object, serialized by pydantic (no dict round trip)."""
+    """Statuses by metric as one JSON object, as ``model_dump(mode="json")`` would give them."""
+    if isinstance(statuses, MetricStatuses):
+        return statuses.json()
+    return _to_json(statuses)
+
+
+def _to_json(statuses: Mapping[str, MetricStatus]) -> str:
+    # Serialized by pydantic, no dict round trip.
     return (
         "{" + ",".join(f"{json.dumps(m)}:{s.model_dump_json()}" for m, s in statuses.items()) + "}"
     )
