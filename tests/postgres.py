@@ -111,18 +111,19 @@ class PostgresCluster:
         """The SQLAlchemy URL of ``database`` on this server."""
         return f"postgresql+psycopg://postgres@/{database}?host={self.root}"
 
-    def _admin(self, sql: str) -> None:
+    def admin(self, sql: str) -> None:
+        """Run one statement as the superuser on the ``postgres`` database."""
         with psycopg.connect(host=str(self.root), user="postgres", autocommit=True) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
     def create_database(self, name: str) -> str:
         """Create an empty database; its URL."""
-        self._admin(f'CREATE DATABASE "{name}"')
+        self.admin(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
         """Drop a database, closing any connection still open to it."""
-        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
