@@ -1,0 +1,272 @@
+"""Fast ingestion stays exact: kept clocks and group commit against a service that replays.
+
+The oracle is the same service with ``cache_size=0``: it rebuilds every
+ticket from the store on each request, as the service did before clocks
+were kept. Both run on one database as two tenants (SQLite, then
+PostgreSQL), fed the same requests: the kept-clock service in rounds of
+several requests (one transaction each), the oracle one request at a time.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+
+from slaengine.database import tickets
+from slaengine.errors import EventError
+from slaengine.hookspecs import hookimpl
+from slaengine.ingest import Ingestor
+from slaengine.plugins import PluginHost
+from slaengine.service import SlaService, statuses_json
+from slaengine.store import SqlStore
+from slaengine.ticket import TicketEvent
+
+START = datetime.fromisoformat("2026-11-23T09:00:00+08:00")  # a Monday morning
+CONTRACTS = ["CN-LOTUS-RETAIL-2026", "CN-NORTHWIND-LOGISTICS-2026", "CN-HUAXIA-BANK-2026"]
+SEVERITIES = ["urgent", "serious", "general", "consultation"]
+
+
+class Escalator:
+    """Makes the service schedule escalation rows (one per threshold action)."""
+
+    @hookimpl
+    def slaengine_escalate(self, context, action):
+        return True
+
+
+def requests(seed: int, tickets: int = 25, count: int = 260) -> list[list[TicketEvent]]:
+    """A helpdesk's requests: ticket lives with pauses, reopens, retries and mistakes."""
+    rng = random.Random(seed)
+    made: list[list[TicketEvent]] = []
+    clock = {f"T{n}": START + timedelta(minutes=7 * n) for n in range(tickets)}
+    serial = 0
+
+    def event(ticket: str, kind: str, at: datetime, **fields) -> TicketEvent:
+        nonlocal serial
+        serial += 1
+        return TicketEvent(
+            ticket_id=ticket, event_id=f"{ticket}-{serial}", type=kind, at=at, fields=fields
+        )
+
+    for ticket, at in clock.items():
+        fields = {"contract": rng.choice(CONTRACTS), "severity": rng.choice(SEVERITIES)}
+        made.append([event(ticket, "created", at, **fields)])
+    choices = [
+        ("agent_replied", {"public": True}),
+        ("customer_replied", {}),
+        ("status_changed", {"status": "pending_customer"}),
+        ("status_changed", {"status": "open"}),
+        ("severity_changed", {"severity": "urgent"}),
+        ("severity_changed", {"severity": "general"}),
+        ("resolved", {}),
+        ("reopened", {}),
+    ]
+    while len(made) < count:
+        ticket = rng.choice(list(clock))
+        roll = rng.random()
+        if roll < 0.05 and made:
+            made.append(rng.choice(made))  # a webhook retry
+            continue
+        if roll < 0.08:  # happens before the ticket was created: refused
+            made.append([event(ticket, "agent_replied", START - timedelta(days=1))])
+            continue
+        if roll < 0.10 and made:  # an id reused with other content: refused
+            old = rng.choice(made)[0]
+            made.append([old.model_copy(update={"fields": {"note": "changed"}})])
+            continue
+        if roll < 0.14:  # a good event beside a refused one: neither is stored
+            at = clock[ticket] + timedelta(minutes=1)
+            early = event(ticket, "updated", START - timedelta(days=1))
+            made.append([event(ticket, "agent_replied", at, public=True), early])
+            continue
+        clock[ticket] += timedelta(minutes=rng.randint(1, 240))
+        kind, fields = rng.choice(choices)
+        batch = [event(ticket, kind, clock[ticket], **fields)]
+        if rng.random() < 0.2:  # a second event in the same request, maybe out of order
+            back = timedelta(minutes=rng.randint(0, 30))
+            batch.append(event(ticket, "agent_replied", clock[ticket] - back, public=False))
+        made.append(batch)
+    return made
+
+
+def outcome(result) -> object:
+    if isinstance(result, Exception):
+        return (type(result).__name__, str(result))
+    return {ticket: statuses_json(statuses) for ticket, statuses in result.items()}
+
+
+def stored_state(store: SqlStore) -> tuple:
+    tickets = {}
+    for ticket_id in _ticket_ids(store):
+        record = store.ticket(ticket_id)
+        tickets[ticket_id] = (record.decision, record.statuses, record.next_due_at)
+    # What is owed: a row cancelled, or never written because a later request of
+    # the same round took it back, owes nothing either way.
+    rows = sorted(
+        (r["key"], r["fire_at"], r["payload"], r["kind"])
+        for r in store.outbox_rows()
+        if r["state"] != "cancelled"
+    )
+    events = sorted((e.event_id, e) for t in _ticket_ids(store) for e in store.events(t))
+    return tickets, rows, events
+
+
+def _ticket_ids(store: SqlStore) -> set[str]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(tickets.select().where(tickets.c.tenant_id == store.tenant))
+        return {row.ticket_id for row in rows}
+
+
+@pytest.fixture
+def pair(shipped, database_url):
+    """(kept-clock service, replaying oracle) on one database, as two tenants."""
+    host = PluginHost(entry_points=False)
+    host.register(Escalator(), "escalator")
+    store = SqlStore.open(database_url, tenant="kept")
+    fast = SlaService(shipped, host, store)
+    oracle = SlaService(shipped, host, store.for_tenant("oracle"), cache_size=0)
+    yield fast, oracle
+    store.engine.dispose()
+    host.close()
+
+
+def test_rounds_with_kept_clocks_answer_and_store_what_a_full_replay_does(pair):
+    fast, oracle = pair
+    stream = requests(seed=7)
+    rng = random.Random(1)
+    i, refused = 0, 0
+    while i < len(stream):
+        size = rng.randint(1, 8)
+        round_ = stream[i : i + size]
+        got = [outcome(r) for r in fast.apply_many(round_)]
+        want = [outcome(oracle.apply_many([request])[0]) for request in round_]
+        assert got == want, f"requests {i}..{i + size - 1}"
+        refused += sum(isinstance(o, tuple) for o in want)
+        i += size
+    assert refused > 5
+    assert stored_state(fast.store) == stored_state(oracle.store)
+    states = {row["state"] for row in fast.store.outbox_rows()}
+    assert {"pending", "cancelled"} <= states  # pauses and stops moved rows
+
+
+def test_a_refused_request_leaves_the_rest_of_its_round_applied(pair):
+    fast, _ = pair
+    created = TicketEvent(
+        ticket_id="A",
+        event_id="a1",
+        type="created",
+        at=START,
+        fields={"contract": CONTRACTS[0], "severity": "urgent"},
+    )
+    early = TicketEvent(ticket_id="A", event_id="a0", type="updated", at=START - timedelta(1))
+    reply = TicketEvent(
+        ticket_id="A",
+        event_id="a2",
+        type="agent_replied",
+        at=START + timedelta(minutes=5),
+        fields={"public": True},
+    )
+    note = TicketEvent(
+        ticket_id="A", event_id="a3", type="customer_replied", at=START + timedelta(minutes=9)
+    )
+    first, refused, after, last = fast.apply_many([[created], [reply, early], [note], [reply]])
+    assert isinstance(refused, EventError)
+    assert first["A"]["first_response"].state == "running"
+    assert after["A"]["first_response"].state == "running"  # the refused reply left no trace
+    assert last["A"]["first_response"].state == "met"
+    assert [e.event_id for e in fast.store.events("A")] == ["a1", "a3", "a2"]
+
+
+def test_a_kept_clock_notices_events_another_service_stored(pair, shipped):
+    fast, oracle = pair
+    other = SlaService(shipped, fast.host, fast.store)  # another process, same tenant
+    stream = requests(seed=11, tickets=6, count=80)
+    for n, request in enumerate(stream):
+        writer = fast if n % 3 else other
+        got = outcome(writer.apply_many([request])[0])
+        assert got == outcome(oracle.apply_many([request])[0]), f"request {n}"
+    assert stored_state(fast.store) == stored_state(oracle.store)
+
+
+def test_concurrent_services_on_one_tenant_lose_no_event(pair, shipped):
+    fast, oracle = pair
+    services = [fast, SlaService(shipped, fast.host, fast.store)]
+    stream = [r for r in requests(seed=5, tickets=4, count=120) if len(r) == 1]
+    errors: list[Exception] = []
+
+    def feed(service: SlaService, part: list[list[TicketEvent]]) -> None:
+        for request in part:
+            try:
+                service.apply(request)
+            except EventError:
+                pass  # refused by its timeline, as in the oracle
+            except Exception as exc:  # anything else is a lost event
+                errors.append(exc)
+
+    threads = [
+        threading.Thread(target=feed, args=(s, stream[i::2])) for i, s in enumerate(services)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for request in stream:
+        oracle.apply_many([request])
+    # Whatever the interleaving, the stored events and the views built from them agree.
+    for ticket_id in _ticket_ids(oracle.store):
+        assert {e.event_id for e in fast.store.events(ticket_id)} == {
+            e.event_id for e in oracle.store.events(ticket_id)
+        }
+        fresh = SlaService(fast.engine, fast.host, fast.store, cache_size=0)
+        at = max(e.at for e in fast.store.events(ticket_id))
+        assert statuses_json(fresh.status(ticket_id, at)) == statuses_json(
+            oracle.status(ticket_id, at)
+        )
+
+
+class Gate(SlaService):
+    """A service whose first round waits at a gate, and that records its round sizes."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.rounds: list[int] = []
+
+    def apply_many(self, requests):
+        self.entered.set()
+        self.gate.wait(10)
+        self.rounds.append(len(requests))
+        return super().apply_many(requests)
+
+
+def test_requests_queued_behind_a_round_share_the_next_transaction(shipped, tmp_path):
+    service = Gate(shipped, store=SqlStore.open(f"sqlite:///{tmp_path / 'sla.db'}"))
+    ingest = Ingestor()
+    stream = requests(seed=3, tickets=12, count=12)  # twelve tickets created
+    futures = [ingest.submit(service, stream[0])]
+    assert service.entered.wait(10)  # the writer holds the first request at the gate
+    futures += [ingest.submit(service, request) for request in stream[1:]]
+    service.gate.set()
+    results = [f.result(10) for f in futures]
+    ingest.close()
+    assert service.rounds == [1, 11]
+    assert [list(r) for r in results] == [[request[0].ticket_id] for request in stream]
+
+
+def test_the_ingestor_answers_each_request_with_its_own_error(shipped, tmp_path):
+    service = SlaService(shipped, store=SqlStore.open(f"sqlite:///{tmp_path / 'sla.db'}"))
+    ingest = Ingestor()
+    orphan = TicketEvent(ticket_id="X", event_id="x1", type="agent_replied", at=START)
+    good = requests(seed=2, tickets=1, count=1)[0]
+    bad_future, good_future = ingest.submit(service, [orphan]), ingest.submit(service, good)
+    with pytest.raises(EventError, match="no created event"):
+        bad_future.result(10)
+    assert "T0" in good_future.result(10)
+    ingest.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        ingest.submit(service, good)
