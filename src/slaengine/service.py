@@ -217,15 +217,15 @@ class SlaService:
                 latest.update(statuses)
                 results.append(statuses)
             tx.add_events([e for events in accepted.values() for e in events])
-            records = []
+            records, plans = [], []
             for ticket_id in changed:
                 entry = entries[ticket_id]
-                decision = entry.clock.decision
                 statuses = latest[ticket_id]
                 records.append(_record(entry.clock, entry.decision or "", statuses))
-                entry.schedule = tx.schedule(
-                    ticket_id, self._schedule(decision, statuses), entry.schedule
-                )
+                schedule = self._schedule(entry.clock.decision, statuses)
+                plans.append((ticket_id, schedule, entry.schedule))
+            for ticket_id, schedule in zip(changed, tx.schedule_many(plans), strict=True):
+                entries[ticket_id].schedule = schedule
             tx.save_tickets(records)
             for ticket_id, events in accepted.items():
                 entries[ticket_id].stored += len(events)

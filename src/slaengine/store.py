@@ -343,10 +343,8 @@ class _Statements:
         self.save_tickets = insert.on_conflict_do_update(
             index_elements=[tickets.c.tenant_id, tickets.c.ticket_id], set_=values
         )
-        self.pending = sa.select(outbox.c.key, outbox.c.fire_at).where(
-            outbox.c.tenant_id == tenant,
-            outbox.c.ticket_id == sa.bindparam("ticket"),
-            outbox.c.state == PENDING,
+        self.pending = sa.select(outbox.c.ticket_id, outbox.c.key, outbox.c.fire_at).where(
+            outbox.c.tenant_id == tenant, outbox.c.ticket_id.in_(ids), outbox.c.state == PENDING
         )
         self.cancel = (
             outbox.update()
@@ -530,18 +528,31 @@ class StoreTransaction:
         returned for this ticket, when nothing else has scheduled it since:
         then only the differences are written and nothing is read.
         """
-        wanted = {item.key: item for item in items}
-        if known is None:
-            rows = self._conn.execute(
-                self._sql.pending, {"tenant": self.tenant, "ticket": ticket_id}
-            )
-            known = {key: _utc(fire_at) for key, fire_at in rows}
-        gone = [key for key in known if key not in wanted]
+        return self.schedule_many([(ticket_id, items, known)])[0]
+
+    def schedule_many(
+        self,
+        plans: Sequence[tuple[str, Iterable[OutboxItem], Mapping[str, datetime] | None]],
+    ) -> list[dict[str, datetime]]:
+        """:meth:`schedule` for several tickets at once: at most three statements in all."""
+        unknown = [ticket_id for ticket_id, _items, known in plans if known is None]
+        pending: dict[str, dict[str, datetime]] = {ticket_id: {} for ticket_id in unknown}
+        if unknown:
+            rows = self._conn.execute(self._sql.pending, {"tenant": self.tenant, "ids": unknown})
+            for ticket_id, key, fire_at in rows:
+                pending[ticket_id][key] = _utc(fire_at)
+        gone: list[str] = []
+        changed: list[OutboxItem] = []
+        schedules = []
+        for ticket_id, items, known in plans:
+            wanted = {item.key: item for item in items}
+            was = pending[ticket_id] if known is None else known
+            gone += [key for key in was if key not in wanted]
+            now = {key: item.fire_at.astimezone(UTC) for key, item in wanted.items()}
+            changed += [item for key, item in wanted.items() if was.get(key) != now[key]]
+            schedules.append(now)
         if gone:
             self._conn.execute(self._sql.cancel, {"tenant": self.tenant, "ids": gone})
-        changed = [
-            item for key, item in wanted.items() if known.get(key) != item.fire_at.astimezone(UTC)
-        ]
         if changed:
             self._conn.execute(
                 self._sql.schedule,
@@ -559,7 +570,7 @@ class StoreTransaction:
                     for item in changed
                 ],
             )
-        return {key: item.fire_at.astimezone(UTC) for key, item in wanted.items()}
+        return schedules
 
 
 # One statement for all of a transaction's tickets; unnest yields the keys in
