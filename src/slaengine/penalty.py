@@ -49,6 +49,13 @@ class Credit(BaseModel):
             raise ValueError("give exactly one of 'percent' (of the monthly fee) or 'amount'")
         return self
 
+    def money(self, monthly_fee: Decimal) -> Decimal:
+        """What this credit is worth for ``monthly_fee`` (before rounding)."""
+        if self.percent is not None:
+            return monthly_fee * self.percent / 100
+        assert self.amount is not None  # one of the two, by validation
+        return self.amount
+
     def describe(self, currency: str) -> str:
         """``5% of the monthly fee`` or ``500 EUR``."""
         if self.percent is not None:
