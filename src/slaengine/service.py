@@ -334,6 +334,9 @@ class SlaService:
                         priority=decision.priority,
                         due_at=status.due_at,
                     )
+                    # One dump of each, shared by every plugin's (read-only) payload.
+                    dumped = context.model_dump(mode="json")
+                    dumped_action = action.model_dump(mode="json")
                     for plugin in escalators:
                         items.append(
                             OutboxItem(
@@ -343,8 +346,8 @@ class SlaService:
                                 fire_at=threshold.instant,
                                 payload={
                                     "plugin": plugin,
-                                    "context": context.model_dump(mode="json"),
-                                    "action": action.model_dump(mode="json"),
+                                    "context": dumped,
+                                    "action": dumped_action,
                                 },
                             )
                         )

@@ -375,6 +375,24 @@ def _statements(engine: SqlEngine) -> _Statements:
     return found
 
 
+def _payload_json(payload: Mapping[str, Any], memo: dict[int, str]) -> str:
+    """A payload as JSON; a nested value shared by several payloads is serialized once.
+
+    (An escalation's context and action are shared by its rows for each
+    plugin.) ``memo`` maps id() of values alive for the whole call to text.
+    """
+    parts = []
+    for key, value in payload.items():
+        if isinstance(value, dict | list):
+            text = memo.get(id(value))
+            if text is None:
+                text = memo[id(value)] = json.dumps(value, default=str)
+        else:
+            text = json.dumps(value, default=str)
+        parts.append(f"{json.dumps(key)}: {text}")
+    return "{" + ", ".join(parts) + "}"
+
+
 def _lock_key(tenant: str, ticket_id: str) -> int:
     """A signed 64-bit advisory lock key for one ticket of one tenant."""
     digest = hashlib.blake2b(f"{tenant}\0{ticket_id}".encode(), digest_size=8).digest()
@@ -554,6 +572,7 @@ class StoreTransaction:
         if gone:
             self._conn.execute(self._sql.cancel, {"tenant": self.tenant, "ids": gone})
         if changed:
+            memo: dict[int, str] = {}
             self._conn.execute(
                 self._sql.schedule,
                 [
@@ -563,7 +582,7 @@ class StoreTransaction:
                         "kind": item.kind,
                         "ticket_id": item.ticket_id,
                         "fire_at": item.fire_at.astimezone(UTC),
-                        "payload": json.dumps(item.payload, default=str),
+                        "payload": _payload_json(item.payload, memo),
                         "state": PENDING,
                         "attempts": 0,
                     }
