@@ -276,3 +276,19 @@ def test_the_ingestor_answers_each_request_with_its_own_error(shipped, tmp_path)
     ingest.close()
     with pytest.raises(RuntimeError, match="closed"):
         ingest.submit(service, good)
+
+
+def test_an_in_memory_store_takes_transactions_from_several_threads():
+    store = SqlStore.in_memory()  # one connection shared by every thread
+
+    def write(n: int) -> None:
+        for i in range(30):
+            event = TicketEvent(ticket_id=f"T{n}", event_id=f"{n}-{i}", type="updated", at=START)
+            store.for_tenant("t").add_events([event])
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [len(store.for_tenant("t").events(f"T{n}")) for n in range(4)] == [30] * 4

@@ -17,6 +17,8 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,12 +75,19 @@ class SqlStore:
         self.engine = engine
         self.tenant = tenant
         self.postgres = engine.dialect.name == "postgresql"
-        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        sqlite = engine.dialect.name == "sqlite"
+        database = engine.url.database if sqlite else None
         # Writers of one SQLite file queue on a file lock beside it: a waiter
         # wakes the moment the lock is free, where SQLite's own busy handler
         # polls with sleeps of up to 100 ms.
         self.write_lock = (
             f"{database}-writer.lock" if database not in (None, "", ":memory:") else None
+        )
+        # An in-memory database is one connection shared by all threads.
+        self.memory_lock = (
+            _MEMORY_LOCKS.setdefault(engine, threading.Lock())
+            if sqlite and self.write_lock is None
+            else None
         )
 
     @classmethod
@@ -393,6 +402,9 @@ def _payload_json(payload: Mapping[str, Any], memo: dict[int, str]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+_MEMORY_LOCKS: weakref.WeakKeyDictionary[SqlEngine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
 def _lock_key(tenant: str, ticket_id: str) -> int:
     """A signed 64-bit advisory lock key for one ticket of one tenant."""
     digest = hashlib.blake2b(f"{tenant}\0{ticket_id}".encode(), digest_size=8).digest()
@@ -420,6 +432,8 @@ class StoreTransaction:
         if self.store.write_lock is not None:
             self._lock = os.open(self.store.write_lock, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._lock, fcntl.LOCK_EX)  # released when the descriptor is closed
+        elif self.store.memory_lock is not None:
+            self.store.memory_lock.acquire()
         self._conn = self.store.engine.connect()
         try:
             self._transaction = self._conn.begin()
@@ -440,6 +454,8 @@ class StoreTransaction:
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
+        elif self.store.memory_lock is not None:
+            self.store.memory_lock.release()
 
     def __exit__(self, kind: Any, _value: Any, _tb: Any) -> None:
         try:
