@@ -8,6 +8,7 @@ are JSON: ``{"error": {"path": "...", "message": "..."}}``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import threading
 import time
@@ -92,7 +93,8 @@ class SlaApp:
         self.host = host or PluginHost(entry_points=False)
         self.metrics = Metrics()
         self.ingest = Ingestor()
-        self._tokens: dict[str, tuple[str, float]] = {}  # token -> (tenant, remembered until)
+        # SHA-256 of a token -> (tenant, remembered until); tokens themselves are not kept.
+        self._tokens: dict[str, tuple[str, float]] = {}
         self.tenants: dict[str, Tenant] = {}
         for name, rulesets in tenants.items():
             engine = Engine.from_directory(rulesets)
@@ -106,7 +108,8 @@ class SlaApp:
     def tenant_of_token(self, token: str) -> Tenant | None:
         """The tenant a bearer token belongs to (remembered for TOKEN_CACHE_SECONDS)."""
         now = time.monotonic()
-        known = self._tokens.get(token)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        known = self._tokens.get(digest)
         if known is not None and known[1] > now:
             return self.tenants[known[0]]
         name = tenant_of(self.store.engine, token)
@@ -114,7 +117,7 @@ class SlaApp:
             return None
         if len(self._tokens) >= 10_000:
             self._tokens.clear()
-        self._tokens[token] = (name, now + TOKEN_CACHE_SECONDS)
+        self._tokens[digest] = (name, now + TOKEN_CACHE_SECONDS)
         return self.tenants[name]
 
     def reload(self, tenant: Tenant) -> dict[str, Any]:
