@@ -28,6 +28,20 @@ class TicketError(SlaEngineError, ValueError):
         super().__init__(f"{path}: {message}" if path else message)
 
 
+class SignatureError(TicketError):
+    """A webhook request whose signature is missing, wrong or stale; ``path`` names the header."""
+
+
+class UnknownSourceError(SlaEngineError, LookupError):
+    """No intake plugin accepts payloads of ``source``."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.path = "source"
+        self.message = f"no intake plugin accepts source {source!r}"
+        super().__init__(self.message)
+
+
 class RulesetError(SlaEngineError, ValueError):
     """One problem in a ruleset file, located by file, line, column and key path."""
 

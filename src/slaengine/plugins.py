@@ -148,12 +148,20 @@ class PluginHost:
         # pluggy's own call order: last registered first, tryfirst/trylast honoured.
         return list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
 
-    def _call_one(self, impl: pluggy.HookImpl, hook: str, kwargs: dict[str, Any]) -> Any:
+    def _call_one(
+        self,
+        impl: pluggy.HookImpl,
+        hook: str,
+        kwargs: dict[str, Any],
+        reraise: tuple[type[BaseException], ...] = (),
+    ) -> Any:
         args = {name: kwargs[name] for name in impl.argnames}
         future = self._pool.submit(impl.function, **args)
         timeout = self._timeout(hook)
         try:
             return future.result(timeout=timeout)
+        except reraise:
+            raise
         except concurrent.futures.TimeoutError:
             self._fail(impl.plugin_name, hook, "timeout", f"no answer within {timeout:g} s")
         except Exception as exc:
@@ -190,10 +198,16 @@ class PluginHost:
                 return future.result(timeout=self._timeout(hook))
         raise PluginError(f"plugin {plugin!r} does not implement {hook}")
 
-    def first(self, hook: str, **kwargs: Any) -> Any:
-        """The first non-None result, in call order (failures are recorded and skipped)."""
+    def first(
+        self, hook: str, *, reraise: tuple[type[BaseException], ...] = (), **kwargs: Any
+    ) -> Any:
+        """The first non-None result, in call order (failures are recorded and skipped).
+
+        Exceptions of the ``reraise`` types are the plugin's answer rather than its
+        failure (an intake adapter's TicketError): they propagate to the caller.
+        """
         for impl in self._impls(hook):
-            result = self._call_one(impl, hook, kwargs)
+            result = self._call_one(impl, hook, kwargs, reraise)
             if result is not _FAILED and result is not None:
                 return result
         return None
