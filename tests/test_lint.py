@@ -311,9 +311,20 @@ def test_lint_command_exits_1_on_errors_and_prints_file_line(write, capsys):
     assert out.splitlines()[-1] == "1 error(s), 0 warning(s), 0 silenced"
 
 
-def test_lint_command_exits_0_on_warnings_only_and_writes_json(capsys):
-    status, out = run_lint([str(RULESETS), "--json"], capsys)
+def test_lint_command_exits_0_on_warnings_only_and_writes_json(capsys, tmp_path):
+    empty = tmp_path / "no-silences.yaml"
+    empty.write_text("ignore: []\n")
+    status, out = run_lint([str(RULESETS), "--json", "--config", str(empty)], capsys)
     document = json.loads(out)
     assert status == 0
     assert (document["errors"], document["warnings"]) == (0, 2)
     assert set(document["findings"][0]) >= {"code", "severity", "file", "line", "message"}
+
+
+def test_lint_reads_the_silences_beside_the_rulesets(capsys):
+    status, out = run_lint([str(RULESETS), "--json"], capsys)
+    document = json.loads(out)
+    assert status == 0
+    assert (document["errors"], document["warnings"]) == (0, 0)
+    assert {(s["code"], s["rule"]) for s in document["silenced"]} == {("SLA007", "consultation")}
+    assert all("working day" in s["reason"] for s in document["silenced"])

@@ -2,8 +2,9 @@
 
 Layout: ``DIR/<ruleset-name>/<version>.yaml`` (any ``*.yaml`` below ``DIR``
 is a ruleset version) and ``DIR/contracts.yaml``; files ending in
-``.sla-test.yaml`` are regression suites, and ``penalties.yaml`` and
-``plugins.yaml`` hold penalty schemes and plugin settings: all skipped here.
+``.sla-test.yaml`` are regression suites, and ``penalties.yaml``,
+``plugins.yaml`` and ``lint.yaml`` hold penalty schemes, plugin settings and
+lint silences: all skipped here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from slaengine.yamlsource import read_yaml_file
 CONTRACTS_FILE = "contracts.yaml"
 TEST_SUFFIX = ".sla-test.yaml"
 #: Files beside the rulesets that are not ruleset versions.
-OTHER_FILES = ("penalties.yaml", "plugins.yaml")
+OTHER_FILES = ("penalties.yaml", "plugins.yaml", "lint.yaml")
 
 
 class RulesetLibrary:

@@ -945,7 +945,11 @@ def add_lint_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     p.add_argument("paths", nargs="*", help="ruleset files or directories (default: rulesets)")
-    p.add_argument("--config", help="YAML with 'ignore:' entries (code, reason, rule, ...)")
+    p.add_argument(
+        "--config",
+        help="YAML with 'ignore:' entries (code, reason, rule, ...); "
+        "default: lint.yaml in the (first) directory linted, if there is one",
+    )
     p.add_argument("--json", action="store_true", help="one JSON document instead of lines")
     p.set_defaults(func=lint_command)
     return p
@@ -953,7 +957,12 @@ def add_lint_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def lint_command(args: argparse.Namespace) -> int:
     """Run ``slaengine lint``: print the findings; exit 1 when an error remains."""
-    result = lint_paths(args.paths or ["rulesets"], args.config)
+    paths = args.paths or ["rulesets"]
+    config = args.config
+    if config is None:
+        beside = [Path(p) / "lint.yaml" for p in paths if Path(p).is_dir()]
+        config = next((str(c) for c in beside if c.is_file()), None)
+    result = lint_paths(paths, config)
     if args.json:
         document = {
             "findings": [f.model_dump() for f in result.findings],
