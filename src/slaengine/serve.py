@@ -1,4 +1,10 @@
-"""``slaengine serve``, ``slaengine worker`` and ``slaengine token``: running the service."""
+"""``slaengine serve``, ``slaengine worker`` and ``slaengine token``: running the service.
+
+uvicorn picks uvloop and httptools (project dependencies) for its event loop
+and HTTP parser. ``serve --workers N`` runs N HTTP processes: each keeps its
+own ticket clocks, checked against the store before use, so a ticket's events
+may reach any of them; the scheduler runs once, in the supervising process.
+"""
 
 from __future__ import annotations
 
