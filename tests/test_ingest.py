@@ -180,6 +180,26 @@ def test_a_refused_request_leaves_the_rest_of_its_round_applied(pair):
     assert [e.event_id for e in fast.store.events("A")] == ["a1", "a3", "a2"]
 
 
+def test_an_event_id_another_ticket_has_is_refused_alone_or_in_a_round(pair):
+    fast, _ = pair
+
+    def created(ticket: str, event_id: str) -> TicketEvent:
+        fields = {"contract": CONTRACTS[1], "severity": "general"}
+        return TicketEvent(
+            ticket_id=ticket, event_id=event_id, type="created", at=START, fields=fields
+        )
+
+    fast.apply([created("A", "e1")])
+    with pytest.raises(EventError, match="different content"):
+        fast.apply([created("B", "e1")])
+    ok, refused, also_ok = fast.apply_many(
+        [[created("C", "e3")], [created("B", "e1")], [created("D", "e4")]]
+    )
+    assert isinstance(refused, EventError) and "different content" in str(refused)
+    assert set(ok) == {"C"} and set(also_ok) == {"D"}
+    assert fast.store.events("B") == [] and len(fast.store.events("D")) == 1
+
+
 def test_a_kept_clock_notices_events_another_service_stored(pair, shipped):
     fast, oracle = pair
     other = SlaService(shipped, fast.host, fast.store)  # another process, same tenant

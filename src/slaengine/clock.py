@@ -836,6 +836,10 @@ class TicketClock:
         """The distinct events applied so far, in replay order."""
         return [self._events[key[3]] for key in self._keys]
 
+    def event(self, event_id: str) -> TicketEvent | None:
+        """The applied event with this id, or None."""
+        return self._events.get(event_id)
+
     @property
     def ticket(self) -> Ticket:
         """The ticket as its events so far left it."""

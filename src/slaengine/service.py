@@ -154,24 +154,30 @@ class SlaService:
         batches = [list(events) for events in requests]
         with self._lock:
             try:
-                return self._apply_together(batches)
-            except Exception as exc:
+                return self._apply_together(batches, look_up_ids=False)
+            except Exception:
                 self._clocks.clear()  # the store said no: rebuild from what it holds
-                if len(batches) == 1:
-                    return [exc]
-            # Something only the store could refuse: isolate it, one request at a time.
+            # Something only the store could refuse, such as an event id another
+            # ticket has: one request at a time, every event id looked up.
             results: list[dict[str, dict[str, MetricStatus]] | Exception] = []
             for batch in batches:
                 try:
-                    results.extend(self._apply_together([batch]))
+                    results.extend(self._apply_together([batch], look_up_ids=True))
                 except Exception as exc:
                     self._clocks.clear()
                     results.append(exc)
             return results
 
     def _apply_together(
-        self, batches: list[list[TicketEvent]]
+        self, batches: list[list[TicketEvent]], look_up_ids: bool
     ) -> list[dict[str, dict[str, MetricStatus]] | Exception]:
+        """Apply requests in one transaction; each request's statuses or its exception.
+
+        A ticket's clock holds every stored event of the ticket, so a retry is
+        recognized without asking the store. Only an event id stored for
+        another ticket escapes that; the primary key refuses it, and the
+        caller comes back with ``look_up_ids`` to name it.
+        """
         engine = self.engine
         ticket_ids = list(dict.fromkeys(e.ticket_id for batch in batches for e in batch))
         results: list[dict[str, dict[str, MetricStatus]] | Exception] = []
@@ -180,11 +186,12 @@ class SlaService:
         changed: dict[str, None] = {}  # tickets whose stored view must be rewritten
         announce: list[tuple[Ticket, Decision]] = []
         with self.store.transaction(ticket_ids) as tx:
-            stored = tx.stored_events([e.event_id for batch in batches for e in batch])
+            ids = [e.event_id for batch in batches for e in batch]
+            stored = tx.stored_events(ids) if look_up_ids else {}
             entries = self._entries(tx, engine, ticket_ids)
             for batch in batches:
                 try:
-                    fresh = self._admit(batch, stored)
+                    fresh = self._admit(batch, stored, entries)
                     touched = list(dict.fromkeys(e.ticket_id for e in batch))
                     try:
                         for event in fresh:
@@ -272,12 +279,18 @@ class SlaService:
         return entries
 
     @staticmethod
-    def _admit(batch: list[TicketEvent], stored: Mapping[str, TicketEvent]) -> list[TicketEvent]:
+    def _admit(
+        batch: list[TicketEvent], stored: Mapping[str, TicketEvent], entries: Mapping[str, _Entry]
+    ) -> list[TicketEvent]:
         """The events of a request not stored yet; a reused id with other content is an error."""
         fresh: list[TicketEvent] = []
         seen: dict[str, TicketEvent] = {}
         for event in batch:
-            earlier = stored.get(event.event_id) or seen.get(event.event_id)
+            earlier = (
+                stored.get(event.event_id)
+                or entries[event.ticket_id].clock.event(event.event_id)
+                or seen.get(event.event_id)
+            )
             if earlier is not None:
                 if earlier != event:
                     raise EventError(
