@@ -22,8 +22,9 @@ threshold instant) and of each breach notice (recorded ``sent_at`` minus its
 instant): median, p99, max and how many were over 1 s; escalations lost;
 repeats at the receiver (at-least-once re-sends after the kill); outbox rows
 by state; rows the killed worker held, and repeats beyond those (which only a
-double claim could cause). Exit status 1 when an escalation is lost, a row
-is left pending, a repeat is unexplained, or a delivery is later than 1 s.
+double claim could cause). Exit status 1 when an escalation is lost (recorded
+as sent, never received) or missing, a row is still pending at the end, a
+repeat is unexplained, or a delivery is later than 1 s.
 
 --recover-claims releases, between kill and restart, the rows the killed
 worker had claimed: the step a worker restarted under the same name could
@@ -276,7 +277,9 @@ class Result:
     tickets: int
     escalations: list[tuple[float, float]]  # (instant, lateness) of each first receipt
     breach_lateness: list[float]
-    lost: int
+    lost: int  # recorded as sent, never received
+    undelivered: int  # escalation rows still pending when the run ended
+    missing: int  # tickets with no escalation row at all
     repeats: int  # deliveries of a key already acted on, dropped by the receiver
     states: dict[str, int]
     held_at_kill: int
@@ -306,7 +309,8 @@ class Result:
     @property
     def ok(self) -> bool:
         late = [v for v in self.escalation_lateness + self.breach_lateness if v > 1]
-        return not (self.lost or self.unexplained_repeats or late or self.states.get("pending"))
+        failed = self.lost or self.undelivered or self.missing or self.unexplained_repeats
+        return not (failed or late or self.states.get("pending"))
 
 
 def soak(args: argparse.Namespace, url: str, directory: Path) -> Result:
@@ -390,10 +394,19 @@ def soak(args: argparse.Namespace, url: str, directory: Path) -> Result:
 
     with store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(outbox.c.kind, outbox.c.state, outbox.c.fire_at, outbox.c.sent_at)
+            sa.select(
+                outbox.c.key, outbox.c.kind, outbox.c.state, outbox.c.fire_at, outbox.c.sent_at
+            )
         ).all()
     store.engine.dispose()
     states = Counter(row.state for row in rows)
+    # escalate:<idempotency key>:webhook -> the key the receiver saw
+    recorded_sent = {
+        row.key.removeprefix("escalate:").rsplit(":", 1)[0]
+        for row in rows
+        if row.kind == "escalate" and row.state == "sent"
+    }
+    undelivered = sum(1 for row in rows if row.kind == "escalate" and row.state == "pending")
     breach_lateness = [
         (_utc(row.sent_at) - _utc(row.fire_at)).total_seconds()
         for row in rows
@@ -403,7 +416,9 @@ def soak(args: argparse.Namespace, url: str, directory: Path) -> Result:
         tickets=args.tickets,
         escalations=list(receiver.first.values()),
         breach_lateness=breach_lateness,
-        lost=args.tickets - len(receiver.first),
+        lost=len(recorded_sent - receiver.first.keys()),
+        undelivered=undelivered,
+        missing=args.tickets - sum(1 for row in rows if row.kind == "escalate"),
         repeats=sum(receiver.repeats.values()),
         states=dict(states),
         held_at_kill=held,
@@ -419,7 +434,11 @@ def show(result: Result) -> None:
     print(f"escalations received: {len(result.escalation_lateness)} of {result.tickets}")
     print(f"  lateness (receipt - instant): {percentiles(result.escalation_lateness)}")
     print(f"  worst per tenth of the window (s): {result.timeline()}")
-    print(f"  lost: {result.lost}; repeats dropped by idempotency key: {result.repeats}")
+    print(
+        f"  lost (recorded sent, never received): {result.lost}; still pending at the end: "
+        f"{result.undelivered}; tickets without an escalation row: {result.missing}"
+    )
+    print(f"  repeats dropped by idempotency key: {result.repeats}")
     print(f"breach notices recorded: {len(result.breach_lateness)} of {result.tickets}")
     print(f"  lateness (sent_at - instant): {percentiles(result.breach_lateness)}")
     print(f"outbox rows by state: {result.states}")
