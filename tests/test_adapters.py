@@ -15,10 +15,9 @@ import pytest
 import yaml
 
 from slaengine.clock import TicketClock
-from slaengine.errors import TicketError
+from slaengine.errors import SignatureError, TicketError
 from slaengine.intake import Intake
 from slaengine.plugins import PluginError, PluginHost
-from slaengine_plugins._adapter import SignatureError
 from slaengine_plugins.generic import GenericAdapter
 from slaengine_plugins.jira import JiraAdapter
 from slaengine_plugins.servicenow import ServiceNowAdapter

@@ -258,13 +258,6 @@ def test_a_zendesk_webhook_is_decided_routed_escalated_by_mail_and_its_breaches_
     assert credit.rule.startswith(f"{RULESETS / PENALTIES_FILE}:")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service._deliver reads the breach status at max(now, fire_at); a round at exactly "
-    "due_at sees the metric not yet breached (breached only after due), yet marks the row "
-    "sent: the breach is never reported. Fire breach rows just after due_at, or put the row "
-    "back when the status is not breached yet",
-)
 def test_a_breach_notice_delivered_at_the_due_instant_still_reports_the_breach(world):
     world.send_webhook(ticket_body())
     world.service.deliver_due(after(0.25))  # exactly 01:15Z, first_response's due time

@@ -1,9 +1,4 @@
-"""POST /v1/intake/{source}: ticket-system payloads through the HTTP API into the store.
-
-Three assertions are strict xfails: they state the behaviour the API should
-have and flip to failures (so the marker is removed) once api.py, service.py
-and plugins.py make the change named in their reason.
-"""
+"""POST /v1/intake/{source}: ticket-system payloads through the HTTP API into the store."""
 
 from __future__ import annotations
 
@@ -34,21 +29,6 @@ from tests.test_adapters import (
     ZENDESK,
     jira_signature,
     zendesk_headers,
-)
-
-NEEDS_SIGNATURE_401 = (
-    "api.py must answer slaengine.errors.SignatureError (moved there from _adapter.py) with 401"
-)
-NEEDS_TICKET_ERROR = (
-    "PluginHost.first must re-raise the intake adapter's TicketError (service.intake passes "
-    "reraise=(TicketError,)) instead of recording it and answering 'no intake plugin'"
-)
-NEEDS_UNKNOWN_SOURCE_404 = (
-    "service.intake must raise an UnknownSource error (errors.py) that api.py answers with 404"
-)
-NEEDS_FIRST_SIGHT = (
-    "service.receive must start a ticket it has no events of from intake.ticket (a created "
-    "event at ticket.created_at) when the intake brings no created event"
 )
 
 
@@ -118,7 +98,6 @@ def test_the_same_webhook_delivered_twice_is_stored_once(api):
     assert len(api.store.events("SUP-22")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_FIRST_SIGHT)
 def test_a_ticket_first_seen_after_its_creation_is_started_from_the_snapshot(api):
     body = body_of("zendesk_ticket_updated")  # updated_at later than created_at
     response = post(api, "zendesk", body, signed_zendesk(body))
@@ -165,7 +144,6 @@ def test_a_body_changed_after_signing_is_refused(api):
     assert api.store.ticket("35437") is None
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_SIGNATURE_401)
 @pytest.mark.parametrize(("source", "headers", "path", "message"), BAD_SIGNATURES)
 def test_a_bad_signature_is_401(api, source, headers, path, message):
     assert post(api, source, body_of(PAYLOAD_OF[source]), headers).status_code == 401
@@ -201,7 +179,6 @@ def test_a_payload_missing_a_field_is_422_and_nothing_is_stored(api, source, pay
     assert api.store.outbox_rows() == []
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_TICKET_ERROR)
 @pytest.mark.parametrize(("source", "payload", "keys", "path"), MISSING)
 def test_a_payload_missing_a_field_is_422_naming_the_field_path(api, source, payload, keys, path):
     body = without(payload, keys)
@@ -217,6 +194,5 @@ def test_an_unknown_source_is_refused_naming_it(api):
     }
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_UNKNOWN_SOURCE_404)
 def test_an_unknown_source_is_404(api):
     assert post(api, "freshdesk", b'{"ticket": {}}').status_code == 404

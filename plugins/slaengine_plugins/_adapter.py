@@ -35,19 +35,10 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from slaengine.errors import TicketError
+from slaengine.errors import SignatureError, TicketError
 from slaengine.hookspecs import hookimpl
 from slaengine.intake import Intake
 from slaengine.ticket import Ticket, TicketEvent, parse_ticket
-
-
-class SignatureError(TicketError):
-    """A webhook request whose signature is missing, wrong or stale; ``path`` names the header.
-
-    A TicketError so that callers that know only payload errors still refuse
-    it with the header named; the HTTP service answers it with 401.
-    """
-
 
 #: Our statuses that end the work on a ticket; a snapshot in one of them
 #: also yields the event of that name, which is what stops resolution clocks.

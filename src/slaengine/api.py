@@ -28,7 +28,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from slaengine.clock import MetricStatus
 from slaengine.database import ruleset_reloads
 from slaengine.engine import Engine
-from slaengine.errors import EventError, NoRuleMatched, RulesetErrors, SlaEngineError, TicketError
+from slaengine.errors import (
+    EventError,
+    NoRuleMatched,
+    RulesetErrors,
+    SignatureError,
+    SlaEngineError,
+    TicketError,
+    UnknownSourceError,
+)
 from slaengine.ingest import Ingestor
 from slaengine.plugins import PluginHost
 from slaengine.service import SlaService, statuses_json
@@ -242,6 +250,14 @@ def create_app(sla: SlaApp) -> FastAPI:
         err = exc.errors()[0]
         path = ".".join(str(p) for p in err["loc"])
         return _error(422, err["msg"], path)
+
+    @app.exception_handler(SignatureError)
+    async def signature_error(_request: Request, exc: SignatureError) -> JSONResponse:
+        return _error(401, exc.message, exc.path)
+
+    @app.exception_handler(UnknownSourceError)
+    async def unknown_source(_request: Request, exc: UnknownSourceError) -> JSONResponse:
+        return _error(404, exc.message, exc.path)
 
     @app.exception_handler(TicketError)
     @app.exception_handler(EventError)

@@ -32,7 +32,7 @@ from typing import Any
 from slaengine.clock import MetricStatus, TicketClock
 from slaengine.decision import Decision
 from slaengine.engine import Engine
-from slaengine.errors import EventError, TicketError
+from slaengine.errors import EventError, TicketError, UnknownSourceError
 from slaengine.escalation import Action, EscalationContext
 from slaengine.intake import Intake
 from slaengine.plugins import PluginHost
@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 #: Delivery attempts before a row is dead-lettered.
 MAX_ATTEMPTS = 5
+#: A metric breaches only after its due time (it can still be met at it), so a
+#: breach notice fires this long after.
+BREACH_DELAY = timedelta(seconds=1)
 #: First retry delay; doubles with each attempt.
 RETRY_DELAY = timedelta(seconds=30)
 
@@ -115,13 +118,38 @@ class SlaService:
     def intake(
         self, source: str, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> Intake:
-        """Turn a ticket system's payload into events through the intake plugins."""
+        """Turn a ticket system's payload into events through the intake plugins.
+
+        An adapter's TicketError (a malformed payload, a bad signature) is its
+        answer and reaches the caller. A ticket seen for the first time without
+        its ``created`` event (a poller's first look, a webhook set up after the
+        ticket was opened) is started from the snapshot the intake carries: a
+        ``created`` event at its ``created_at`` is put first.
+        """
         result = self.host.first(
-            "slaengine_intake", source=source, payload=payload, headers=dict(headers or {})
+            "slaengine_intake",
+            reraise=(TicketError,),
+            source=source,
+            payload=payload,
+            headers=dict(headers or {}),
         )
         if result is None:
-            raise TicketError(f"no intake plugin accepts source {source!r}", "source")
-        return result
+            raise UnknownSourceError(source)
+        ticket = result.ticket
+        if (
+            ticket is None
+            or any(e.type == "created" and e.ticket_id == ticket.id for e in result.events)
+            or self.store.events(ticket.id)
+        ):
+            return result
+        created = TicketEvent(
+            ticket_id=ticket.id,
+            event_id=f"{source}:{ticket.id}:created",
+            at=ticket.created_at,
+            type="created",
+            fields=ticket.model_dump(mode="json", exclude={"id", "created_at"}, exclude_none=True),
+        )
+        return result.model_copy(update={"events": [created, *result.events]})
 
     def receive(
         self, source: str, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
@@ -324,7 +352,7 @@ class SlaService:
                         key=key,
                         kind="breach",
                         ticket_id=decision.ticket_id,
-                        fire_at=status.due_at,
+                        fire_at=status.due_at + BREACH_DELAY,
                         payload={"metric": status.metric},
                     )
                 )
