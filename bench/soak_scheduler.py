@@ -322,7 +322,7 @@ def soak(args: argparse.Namespace, url: str, directory: Path) -> Result:
     store = SqlStore.open(url)
 
     rate = calibrate(rulesets, plugins, url)
-    lead = args.lead or args.tickets / rate * 1.3 + 15
+    lead = args.lead or args.tickets / rate * 2 + 20  # the database grows as it fills
     base = datetime.now(UTC) + timedelta(seconds=lead)
     step = args.window / args.tickets
     dues = [base + timedelta(seconds=(n + 0.5) * step) for n in range(args.tickets)]
