@@ -8,6 +8,7 @@ idempotency keys; one worker is killed with SIGKILL half-way and restarted.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.slow
 def _soak():
     spec = importlib.util.spec_from_file_location("soak_scheduler", BENCH)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
