@@ -230,7 +230,7 @@ CASES: dict[str, Case] = {
     ),
     "unknown intake source": Case(
         lambda a: a.client.post("/v1/intake/nosuch", json={"id": 1}, headers=a.auth()),
-        422,
+        404,
         "source",
         "no intake plugin accepts source 'nosuch'",
     ),
