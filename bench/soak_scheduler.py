@@ -26,10 +26,11 @@ double claim could cause). Exit status 1 when an escalation is lost (recorded
 as sent, never received) or missing, a row is still pending at the end, a
 repeat is unexplained, or a delivery is later than 1 s.
 
---recover-claims releases, between kill and restart, the rows the killed
-worker had claimed: the step a worker restarted under the same name could
-take at start-up (a proposed fix; the worker does not do it today). Without
-it those rows wait for their lease (one minute) to run out.
+The killed worker is restarted under its --name, and a worker restarted
+under its name takes back at start-up the rows its previous run held
+(``SqlStore.release``), so those wait for the restart (a few seconds: Python
+start-up and compiling the rulesets), not for their one-minute lease.
+--recover-claims releases them already between kill and restart.
 """
 
 from __future__ import annotations

@@ -44,8 +44,8 @@ def test_across_a_kill_no_escalation_is_lost_or_acted_on_twice(crashed) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="rows claimed by a killed worker wait out the claim lease (1 min) before "
-    "another worker may take them; see the soak notes for the fix",
+    reason="rows claimed by a killed worker wait for its restart under the same name "
+    "(a few seconds) or for their one-minute lease: no other worker may take them sooner",
 )
 def test_across_a_kill_every_threshold_fires_within_one_second(crashed) -> None:
     assert max(crashed.escalation_lateness + crashed.breach_lateness) <= 1.0

@@ -149,13 +149,26 @@ def test_claim_takes_only_due_pending_rows_and_leases_them(store):
 
 def test_a_lapsed_lease_passes_the_row_on_and_the_first_worker_cannot_record_it(store):
     store.save_ticket(record(), [item("k", 0)])
-    (first,) = store.claim(T0, "w1", lease=timedelta(seconds=30))
-    (second,) = store.claim(T0 + timedelta(seconds=31), "w2")
+    (first,) = store.claim(T0, "w1", lease=timedelta(milliseconds=300))
+    assert store.claim(T0, "w2") == []  # leased (on the wall clock, whatever `now` says)
+    time.sleep(0.4)
+    (second,) = store.claim(T0, "w2")
     store.finish(first, "w1")  # w1 was presumed dead: its word no longer counts
     assert states(store) == {"k": PENDING}
     store.finish(second, "w2")
     row = store.outbox_rows()[0]
     assert (row["state"], row["attempts"], row["claimed_by"]) == (SENT, 1, None)
+
+
+def test_a_worker_restarted_under_its_name_takes_back_what_it_held(store):
+    store.save_ticket(record(), [item("k", 0), item("j", 0)])
+    held = store.claim(T0, "w1")
+    assert len(held) == 2 and store.claim(T0, "w2") == []
+    store.finish(held[0], "w1")  # one recorded before the crash, one not
+    assert store.release("w1") == 1
+    (again,) = store.claim(T0, "w2")
+    assert again.key == held[1].key
+    assert store.release("w1") == 0
 
 
 def test_a_failed_row_is_retried_later_then_dead_lettered(store):

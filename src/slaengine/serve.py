@@ -77,7 +77,12 @@ def add_serve_parsers(sub: Any) -> None:
 
     p = sub.add_parser("worker", help="run only the escalation scheduler")
     _common(p)
-    p.add_argument("--name", default=f"worker-{os.getpid()}")
+    p.add_argument(
+        "--name",
+        help="a name unique among the workers, stable across restarts: a worker restarted "
+        "under its name takes back at once the deliveries its previous run held "
+        "(default: worker-PID, whose held deliveries wait out their one-minute lease)",
+    )
     p.set_defaults(func=worker_command)
 
     p = sub.add_parser("token", help="create an API token for a tenant (shown once)")
@@ -167,11 +172,17 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def worker_command(args: argparse.Namespace) -> int:
     _logging()
-    sla = _app(args, worker=args.name)
+    name = args.name or f"worker-{os.getpid()}"
+    sla = _app(args, worker=name)
+    if args.name:
+        for tenant in sla.tenants.values():
+            freed = tenant.service.store.release(name)
+            if freed:
+                log.info("took back %d deliveries held by an earlier run of %s", freed, name)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     thread = _scheduler(sla, stop)
-    print(f"slaengine worker {args.name} running", flush=True)
+    print(f"slaengine worker {name} running", flush=True)
     try:
         while thread.is_alive() and not stop.is_set():
             time.sleep(0.5)

@@ -200,10 +200,15 @@ class SqlStore:
         """Claim up to ``limit`` due pending rows of this tenant for ``worker``.
 
         A claim is a lease: a worker that dies leaves rows that another
-        claims once the lease has run out.
+        claims once the lease has run out (or that it takes back itself when
+        it restarts under the same name: :meth:`release`). ``now`` says which
+        rows are due; leases run on the wall clock (or ``now`` if later, as
+        tests drive time), so a long round that passes a stale ``now`` never
+        hands out a lease that has already run out.
         """
         now = now.astimezone(UTC)
-        free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now)
+        clock = max(now, datetime.now(UTC))
+        free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < clock)
         query = (
             sa.select(outbox.c.id)
             .where(
@@ -224,7 +229,7 @@ class SqlStore:
             conn.execute(
                 outbox.update()
                 .where(outbox.c.id.in_(ids), outbox.c.state == PENDING, free)
-                .values(claimed_by=worker, claimed_until=now + lease)
+                .values(claimed_by=worker, claimed_until=clock + lease)
             )
             rows = conn.execute(
                 sa.select(outbox).where(outbox.c.id.in_(ids), outbox.c.claimed_by == worker)
@@ -242,6 +247,25 @@ class SqlStore:
                 )
                 for row in rows
             ]
+
+    def release(self, worker: str) -> int:
+        """Free the pending rows ``worker`` holds; the number freed.
+
+        For a worker starting under the name of a previous run that died: its
+        claims would otherwise wait out their lease. A row that run sent but
+        did not record is sent again, with the same idempotency key.
+        """
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                outbox.update()
+                .where(
+                    outbox.c.tenant_id == self.tenant,
+                    outbox.c.claimed_by == worker,
+                    outbox.c.state == PENDING,
+                )
+                .values(claimed_by=None, claimed_until=None)
+            )
+            return result.rowcount
 
     def finish(
         self,
