@@ -64,7 +64,8 @@ class PostgresCluster:
     def __init__(self, bindir: Path, *, fsync: bool = False) -> None:
         self.bindir = bindir
         self.fsync = fsync
-        self.root = Path(tempfile.mkdtemp(prefix="slaengine-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (self.root / OWNER_FILE).write_text(str(os.getpid()))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self._as: dict[str, Any] = {}
@@ -126,6 +127,39 @@ class PostgresCluster:
         self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+PREFIX = "slaengine-pg-"
+OWNER_FILE = "owner.pid"
+
+
+def reap_abandoned(bindir: Path) -> None:
+    """Stop and remove servers whose test process died before its teardown (e.g. killed)."""
+    for root in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            owner = int((root / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(owner, 0)
+            continue  # its owner still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        orphan = PostgresCluster.__new__(PostgresCluster)
+        orphan.bindir, orphan.root, orphan.data = bindir, root, root / "data"
+        orphan.log = root / "server.log"
+        stat = root.stat()
+        orphan._as = (
+            {"user": stat.st_uid, "group": stat.st_gid, "extra_groups": []}
+            if os.geteuid() == 0
+            else {}
+        )
+        try:
+            orphan.stop()
+        except (RuntimeError, OSError):
+            shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresCluster]:
     """A running throwaway PostgreSQL server for the whole session."""
@@ -140,6 +174,7 @@ def postgres() -> Iterator[PostgresCluster]:
             f"or set {SKIP_ENV}=1 to skip these tests knowingly.",
             pytrace=False,
         )
+    reap_abandoned(bindir)
     cluster = PostgresCluster(bindir)
     try:
         cluster.start()
