@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -87,6 +88,16 @@ class WebhookNotifier:
     def __init__(self) -> None:
         self.config = WebhookConfig()
         self._secret = ""
+        # One client for every delivery: its pool keeps connections alive (a new
+        # client per delivery cost most of a delivery's time); thread-safe.
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    def _http(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = http_client(self.config.timeout)
+            return self._client
 
     @hookimpl
     def slaengine_configure(self, config: Mapping[str, Any]) -> None:
@@ -99,7 +110,10 @@ class WebhookNotifier:
             secret = from_env(settings.secret_env)
         if settings.url is not None and not secret:
             raise ValueError("a url needs a secret or secret_env to sign with")
-        self.config, self._secret = settings, secret or ""
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+            self.config, self._secret, self._client = settings, secret or "", None
 
     @hookimpl
     def slaengine_escalate(self, context: EscalationContext, action: Action) -> bool | None:
@@ -130,8 +144,8 @@ class WebhookNotifier:
             )
             return send_http(client, request)
 
-        with http_client(self.config.timeout) as client:
-            self.config.deliver(attempt, {"plugin": "webhook", "url": url, "body": payload})
+        client = self._http()
+        self.config.deliver(attempt, {"plugin": "webhook", "url": url, "body": payload})
         return True
 
 
