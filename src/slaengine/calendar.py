@@ -448,11 +448,12 @@ class _Timeline:
         )
         # Closed periods may empty a date (or the evening before, for night
         # spans): only those dates are checked one by one.
+        lo, hi = date(year, 1, 1).toordinal(), date(year, 12, 31).toordinal()
         touched: set[int] = set()
         for s, e in self.closed:
             first = (_EPOCH + timedelta(microseconds=s)).astimezone(zone).toordinal() - 1
             last = (_EPOCH + timedelta(microseconds=e)).astimezone(zone).toordinal()
-            touched.update(range(max(first, raw[0] if raw else first), last + 1))
+            touched.update(range(max(first, lo), min(last, hi) + 1))
         found = [o for o in raw if o not in touched or self.is_working_date(date.fromordinal(o))]
         self.working[year] = found
         return found

@@ -347,13 +347,15 @@ class Engine:
         ticket, compiled, overrides = self._prepare(ticket, ruleset, version)
         rs = compiled.rs
         values = compiled.reader.read(ticket, dict(facts) if facts else None, overrides)
+        match = compiled.match(values)
+        # The rules applied before a `first` table without a match stopped the evaluation.
+        applied = set(match.rules)
         decision: Decision | None = None
         error = None
-        try:
+        if match.decision is None:
+            error = f"ticket {ticket.id}: {match.error}"
+        else:
             decision = self.evaluate(ticket, facts=facts, ruleset=ruleset, version=version)
-        except NoRuleMatched as exc:
-            error = str(exc)
-        applied = set(decision.matched_rules) if decision else set()
         traces = []
         for ti, table in enumerate(rs.model.tables):
             for ri, rule in enumerate(table.rules):

@@ -139,7 +139,7 @@ class SlaService:
         if (
             ticket is None
             or any(e.type == "created" and e.ticket_id == ticket.id for e in result.events)
-            or self.store.events(ticket.id)
+            or self.store.ticket(ticket.id) is not None
         ):
             return result
         created = TicketEvent(

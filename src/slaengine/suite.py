@@ -68,12 +68,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from slaengine.calendar import Calendar
 from slaengine.clock import MetricStatus, TicketClock
-from slaengine.condition import first_failure
 from slaengine.decision import Decision
 from slaengine.engine import Engine, RuleTrace
 from slaengine.errors import RulesetError, RulesetErrors, SlaEngineError, TicketError
 from slaengine.escalation import EscalationPlan
-from slaengine.facts import FieldReader
 from slaengine.library import CONTRACTS_FILE, TEST_SUFFIX
 from slaengine.metric import MetricDefinition
 from slaengine.ruleset import CompiledRuleset
@@ -830,9 +828,8 @@ class Check:
 class Trace:
     """Every rule of a version for one ticket: matched or not, applied or not, and why.
 
-    Engine.explain judges a ticket by its contract; a suite names the version,
-    so this reads the same conditions for that version. ``defaults`` names
-    the tables whose default (or, for a ``collect`` table, nothing) applied.
+    Engine.explain for the suite's version, plus ``defaults``: the tables
+    whose default (or, for a ``collect`` table, nothing) applied.
     """
 
     ruleset: str
@@ -874,38 +871,18 @@ def branch_of_default(rs: CompiledRuleset, table: str) -> str:
     return "(default)" if declared is not None else "(none)"
 
 
-def trace(rs: CompiledRuleset, ticket: Ticket, facts: dict[str, Any]) -> Trace:
+def trace(engine: Engine, rs: CompiledRuleset, ticket: Ticket, facts: dict[str, Any]) -> Trace:
     """The rule trace of ``ticket`` under version ``rs`` (see :class:`Trace`)."""
-    values = FieldReader(rs).read(ticket, facts or None)
-    rules: list[RuleTrace] = []
+    x = engine.explain(ticket, facts=facts, ruleset=rs.name, version=rs.version)
+    applied = {r.table for r in x.rules if r.applied}
     defaults: list[str] = []
-    stopped = False  # a `first` table with no match and no default ends the evaluation
-    for ti, table in enumerate(rs.model.tables):
-        applied_any = False
-        for ri, rule in enumerate(table.rules):
-            ok, failed = first_failure(rs.conditions[(ti, ri)], values, rs.ranks)
-            applies = ok and not stopped and (table.hit == "collect" or not applied_any)
-            applied_any = applied_any or applies
-            failed_text = None
-            if failed is not None:
-                actual = values.get(failed.field, "(missing)")
-                failed_text = f"{failed.describe()} — ticket has {actual!r}"
-            rules.append(
-                RuleTrace(
-                    table=table.name,
-                    rule=rule.name,
-                    line=rs.lines.get((ti, ri)),
-                    matched=ok,
-                    applied=applies,
-                    failed=failed_text,
-                )
-            )
-        if not applied_any and not stopped:
-            if table.default is not None or table.hit == "collect":
-                defaults.append(table.name)
-            else:
-                stopped = True
-    return Trace(rs.ref, rs.source, values, rules, defaults)
+    for table in rs.model.tables:
+        if table.name in applied:
+            continue
+        if table.default is None and table.hit == "first":
+            break  # no match and no default: the evaluation stopped here
+        defaults.append(table.name)
+    return Trace(x.ruleset, x.source, x.values, x.rules, defaults)
 
 
 class _VersionPolicy:
@@ -954,7 +931,7 @@ def run_case(run: CaseRun, engine: Engine) -> CaseResult:
         result.error = str(exc)
     for ticket in policy.decided or [run.ticket]:
         try:
-            result.traces.append(trace(run.ruleset, ticket, run.facts))
+            result.traces.append(trace(engine, run.ruleset, ticket, run.facts))
         except SlaEngineError:
             continue  # an invalid ticket has no trace; its error is reported
     result.checks = compare(run.expect, result.decision, result.statuses, result.error)
