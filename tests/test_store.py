@@ -163,12 +163,23 @@ def test_a_lapsed_lease_passes_the_row_on_and_the_first_worker_cannot_record_it(
 def test_a_worker_restarted_under_its_name_takes_back_what_it_held(store):
     store.save_ticket(record(), [item("k", 0), item("j", 0)])
     held = store.claim(T0, "w1")
-    assert len(held) == 2 and store.claim(T0, "w2") == []
+    assert len(held) == 2
     store.finish(held[0], "w1")  # one recorded before the crash, one not
-    assert store.release("w1") == 1
-    (again,) = store.claim(T0, "w2")
+    store.stop_worker("w1")  # its run ends
+    assert store.start_worker("w1") == 1
+    (again,) = store.claim(T0, "w1")
     assert again.key == held[1].key
-    assert store.release("w1") == 0
+    assert store.start_worker("w1") == 0  # already live: nothing taken back
+
+
+def test_the_rows_of_a_worker_that_stopped_are_claimed_by_another_at_once(store):
+    store.save_ticket(record(), [item("k", 0), item("j", 0)])
+    held = store.claim(T0, "w1")  # a one-minute lease
+    assert store.claim(T0, "w2") == []  # w1 is alive
+    store.stop_worker("w1")
+    assert sorted(i.key for i in store.claim(T0, "w2")) == sorted(i.key for i in held)
+    store.finish(held[0], "w1")  # w1's word no longer counts
+    assert {row["claimed_by"] for row in store.outbox_rows()} == {"w2"}
 
 
 def test_a_failed_row_is_retried_later_then_dead_lettered(store):

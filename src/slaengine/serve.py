@@ -79,9 +79,9 @@ def add_serve_parsers(sub: Any) -> None:
     _common(p)
     p.add_argument(
         "--name",
-        help="a name unique among the workers, stable across restarts: a worker restarted "
-        "under its name takes back at once the deliveries its previous run held "
-        "(default: worker-PID, whose held deliveries wait out their one-minute lease)",
+        help="a name unique among the live workers of the database (default: worker-PID); "
+        "deliveries held by a worker that died are taken over by the other workers at once, "
+        "or by its restart under the same name",
     )
     p.set_defaults(func=worker_command)
 
@@ -171,14 +171,20 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def worker_command(args: argparse.Namespace) -> int:
+    from slaengine.liveness import WorkerNameInUse
+
     _logging()
     name = args.name or f"worker-{os.getpid()}"
     sla = _app(args, worker=name)
-    if args.name:
-        for tenant in sla.tenants.values():
-            freed = tenant.service.store.release(name)
-            if freed:
-                log.info("took back %d deliveries held by an earlier run of %s", freed, name)
+    # The liveness lock is taken before the first claim, for the worker's
+    # whole life (every tenant shares the database, and the name).
+    try:
+        freed = sla.store.start_worker(name)
+    except WorkerNameInUse as exc:
+        sla.close()
+        raise SystemExit(str(exc)) from None
+    if freed:
+        log.info("took back %d deliveries held by an earlier run of %s", freed, name)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     thread = _scheduler(sla, stop)
@@ -188,6 +194,10 @@ def worker_command(args: argparse.Namespace) -> int:
             time.sleep(0.5)
     except KeyboardInterrupt:
         stop.set()
+    # Let the round in progress record what it sent before the lock goes: once
+    # it has, the other workers see this one dead and take whatever it holds.
+    thread.join(timeout=30)
+    sla.store.stop_worker(name)
     sla.close()
     return 0
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
 import weakref
@@ -30,7 +31,10 @@ from sqlalchemy.pool import StaticPool
 
 from slaengine.database import connect, events, outbox, tickets, upgrade
 from slaengine.errors import EventError
+from slaengine.liveness import liveness_for
 from slaengine.ticket import TicketEvent
+
+log = logging.getLogger(__name__)
 
 PENDING, SENT, CANCELLED, DEAD = "pending", "sent", "cancelled", "dead"
 
@@ -89,6 +93,7 @@ class SqlStore:
             if sqlite and self.write_lock is None
             else None
         )
+        self.liveness = liveness_for(engine)
 
     @classmethod
     def open(cls, url: str, tenant: str = "default") -> SqlStore:
@@ -194,20 +199,45 @@ class SqlStore:
 
     # -- outbox ------------------------------------------------------------
 
+    def start_worker(self, worker: str) -> int:
+        """Mark ``worker`` alive while this process runs: take its liveness lock.
+
+        Every claim does this first; a worker process calls it at start to
+        fail at once when a live worker has the name (:class:`WorkerNameInUse`).
+        The first time, the pending rows an earlier run of ``worker`` still
+        holds (in any tenant: a worker serves them all under one name) are
+        freed; returns how many. See :mod:`slaengine.liveness`.
+        """
+        freed: list[int] = []
+
+        def take_back() -> None:
+            with self.engine.begin() as conn:
+                freed.append(_free_claims(conn, worker))
+
+        self.liveness.hold(worker, take_back)
+        return sum(freed)
+
+    def stop_worker(self, worker: str) -> None:
+        """Let go of ``worker``'s liveness lock: other workers now see it dead."""
+        self.liveness.release(worker)
+
     def claim(
         self, now: datetime, worker: str, limit: int = 100, lease: timedelta = timedelta(minutes=1)
     ) -> list[OutboxItem]:
         """Claim up to ``limit`` due pending rows of this tenant for ``worker``.
 
-        A claim is a lease: a worker that dies leaves rows that another
-        claims once the lease has run out (or that it takes back itself when
-        it restarts under the same name: :meth:`release`). ``now`` says which
+        A claim is a lease, and ``worker`` holds a liveness lock
+        (:meth:`start_worker`). Due rows whose holder has died (its lock can
+        be taken) are freed and claimed at once; a holder that is alive but
+        stuck keeps its rows until the lease runs out. ``now`` says which
         rows are due; leases run on the wall clock (or ``now`` if later, as
         tests drive time), so a long round that passes a stale ``now`` never
         hands out a lease that has already run out.
         """
+        self.start_worker(worker)
         now = now.astimezone(UTC)
         clock = max(now, datetime.now(UTC))
+        self._free_claims_of_dead(now, clock, worker)
         free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < clock)
         query = (
             sa.select(outbox.c.id)
@@ -248,24 +278,26 @@ class SqlStore:
                 for row in rows
             ]
 
-    def release(self, worker: str) -> int:
-        """Free the pending rows ``worker`` holds; the number freed.
-
-        For a worker starting under the name of a previous run that died: its
-        claims would otherwise wait out their lease. A row that run sent but
-        did not record is sent again, with the same idempotency key.
-        """
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                outbox.update()
-                .where(
-                    outbox.c.tenant_id == self.tenant,
-                    outbox.c.claimed_by == worker,
-                    outbox.c.state == PENDING,
-                )
-                .values(claimed_by=None, claimed_until=None)
+    def _free_claims_of_dead(self, now: datetime, clock: datetime, worker: str) -> None:
+        """Free the due rows other workers hold under a lease, where the holder is dead."""
+        holders = (
+            sa.select(outbox.c.claimed_by)
+            .where(
+                outbox.c.tenant_id == self.tenant,
+                outbox.c.state == PENDING,
+                outbox.c.fire_at <= now,
+                outbox.c.claimed_until >= clock,
+                outbox.c.claimed_by != worker,
             )
-            return result.rowcount
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            names = list(conn.execute(holders).scalars())
+        for name in names:
+            with self.liveness.probe(name, self.engine) as conn:
+                if conn is not None:
+                    freed = _free_claims(conn, name)
+                    log.warning("worker %s is dead: freed the %d deliveries it held", name, freed)
 
     def finish(
         self,
@@ -301,6 +333,20 @@ class SqlStore:
             query = query.where(outbox.c.ticket_id == ticket_id)
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query.order_by(outbox.c.id))]
+
+
+def _free_claims(conn: Any, worker: str) -> int:
+    """Free the pending rows ``worker`` holds, in every tenant; how many.
+
+    Only for a worker known dead: a row it sent but did not record is sent
+    again, with the same idempotency key.
+    """
+    result = conn.execute(
+        outbox.update()
+        .where(outbox.c.claimed_by == worker, outbox.c.state == PENDING)
+        .values(claimed_by=None, claimed_until=None)
+    )
+    return int(result.rowcount)
 
 
 def _record(row: Any) -> TicketRecord:
