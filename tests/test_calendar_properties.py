@@ -222,6 +222,10 @@ WITH_MAINTENANCE = CALENDARS["shanghai 5x8 with CN holidays"].excluding(
 )
 
 
+NEW_YORK = CALENDARS["new york lunch break and night shift"]
+_NY = ZoneInfo("America/New_York")
+
+
 @fast
 @given(
     st.sampled_from([CALENDARS["shanghai 5x8 with CN holidays"], WITH_MAINTENANCE]),
@@ -230,3 +234,40 @@ WITH_MAINTENANCE = CALENDARS["shanghai 5x8 with CN holidays"].excluding(
 )
 def test_add_days_agrees_with_stepping_date_by_date(cal: Calendar, t: datetime, n: int) -> None:
     assert utc(cal.add_days(t, n)) == utc(_add_days_by_stepping(cal, t, n))
+
+
+def _add_days_by_wall_clock(cal: Calendar, t: datetime, n: int) -> datetime:
+    """add_days by its definition: the same wall time (fold=0) on the n-th working date.
+
+    The working dates themselves come from the calendar (a night span belongs
+    to the evening it starts, which the stepping reference above does not
+    model); this checks the wall-clock arithmetic, DST days included.
+    """
+    local = t.astimezone(cal.zone)
+    day = cal._timeline.nth_working_date(local.date(), n)
+    return cal.next_open(datetime.combine(day, local.time(), cal.zone).replace(fold=0))
+
+
+@fast
+@given(instants, st.integers(-60, 60).filter(lambda n: n != 0))
+def test_add_days_keeps_the_wall_clock_time_in_a_dst_zone(t: datetime, n: int) -> None:
+    assert utc(NEW_YORK.add_days(t, n)) == utc(_add_days_by_wall_clock(NEW_YORK, t, n))
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        # The next working date is a DST change (Sundays are working dates here):
+        datetime(2026, 3, 7, 2, 30, tzinfo=_NY),  # lands at 02:30 on a day without it
+        datetime(2026, 3, 7, 1, 15, tzinfo=_NY),
+        datetime(2026, 3, 7, 23, 45, tzinfo=_NY),
+        datetime(2026, 3, 7, 3, 15, tzinfo=_NY),  # 03:15 is open on the Sunday after the change
+        datetime(2026, 10, 31, 3, 0, tzinfo=_NY),
+        datetime(2026, 10, 31, 1, 30, tzinfo=_NY),  # lands at 01:30, which happens twice
+        datetime(2026, 10, 31, 0, 45, tzinfo=_NY),
+        datetime(2026, 10, 31, 22, 10, tzinfo=_NY),
+    ],
+)
+@pytest.mark.parametrize("n", [1, -1, 2])
+def test_add_days_across_a_clock_change(start: datetime, n: int) -> None:
+    assert utc(NEW_YORK.add_days(start, n)) == utc(_add_days_by_wall_clock(NEW_YORK, start, n))

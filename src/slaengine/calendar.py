@@ -47,7 +47,7 @@ import re
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -57,7 +57,7 @@ from pydantic import BaseModel, ConfigDict
 
 from slaengine.errors import CalendarError, NaiveDatetimeError
 
-__all__ = ["Calendar", "CalendarDefinition", "FIRST_YEAR", "LAST_YEAR", "WEEKDAYS"]
+__all__ = ["Calendar", "CalendarDefinition", "FIRST_YEAR", "LAST_YEAR", "WEEKDAYS", "epoch_us"]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: Calendars answer for instants whose local year lies in FIRST_YEAR..LAST_YEAR.
@@ -71,6 +71,7 @@ Span = tuple[int, int]
 Period = tuple[int, int]
 
 _DAY_MINUTES = 1440
+_DAY_US = 86_400_000_000
 _WEEK_MINUTES = 7 * _DAY_MINUTES
 _US = 1_000_000
 _ONE_US = timedelta(microseconds=1)
@@ -216,6 +217,10 @@ class Calendar:
         """Whether ``t`` lies in working time (open at opening, closed at closing)."""
         return self._timeline.is_open(_to_us(t))
 
+    def is_open_epoch(self, us: int) -> bool:
+        """:meth:`is_open` for an instant in epoch microseconds (see :func:`epoch_us`)."""
+        return self._timeline.is_open(us)
+
     def is_holiday(self, t: datetime) -> bool:
         """Whether ``t``'s local date is a holiday: listed, or a public holiday of a
         named country, and not listed in ``workdays``. Special hours don't count.
@@ -242,6 +247,32 @@ class Calendar:
             raise TypeError(f"amount must be a timedelta, got {type(amount).__name__}")
         return self._datetime(self._timeline.add(_to_us(t), amount // _ONE_US))
 
+    def add_from_epoch(self, start_us: int, amount_us: int) -> datetime:
+        """:meth:`add` for a start given in epoch microseconds (see :func:`epoch_us`).
+
+        For callers that count several targets from one instant: the
+        conversion of the start is done once, not once per target.
+        """
+        return self._datetime(self._timeline.add(start_us, amount_us))
+
+    def add_days_from_epoch(self, start_us: int, n: int) -> datetime:
+        """:meth:`add_days` for a start given in epoch microseconds (see :func:`epoch_us`)."""
+        timeline = self._timeline
+        if n == 0:
+            return self._datetime(timeline.next_open(start_us))
+        local = self._datetime(start_us)
+        day, midnight = timeline.nth_working_midnight(local.toordinal(), n)
+        if midnight is not None:  # no clock change that day: wall time is midnight + time
+            wall_us = (
+                midnight
+                + local.microsecond
+                + 1_000_000 * (local.second + 60 * local.minute + 3600 * local.hour)
+            )
+        else:
+            wall = datetime.combine(day, local.time(), self.zone).replace(fold=0)
+            wall_us = _epoch_us(wall)
+        return self._datetime(timeline.next_open(wall_us))
+
     def add_days(self, t: datetime, n: int) -> datetime:
         """``n`` working days after ``t`` (before it if ``n`` is negative).
 
@@ -250,12 +281,7 @@ class Calendar:
         outside hours. ``n == 0`` gives ``next_open(t)``. Costs a binary search
         in a per-year index of working dates (O(|n| / 365) years walked).
         """
-        if n == 0:
-            return self.next_open(t)
-        local = self._datetime(_to_us(t))
-        day = self._timeline.nth_working_date(local.date(), n)
-        wall = datetime.combine(day, local.time(), self.zone).replace(fold=0)
-        return self.next_open(wall)
+        return self.add_days_from_epoch(_to_us(t), n)
 
     def elapsed(self, a: datetime, b: datetime) -> timedelta:
         """Business time between ``a`` and ``b``; negative when ``b < a``."""
@@ -363,6 +389,7 @@ class _Timeline:
         self.raw_years: dict[int, list[Period]] = {} if raw_years is None else raw_years
         self.table: _Table | None = None
         self.working: dict[int, list[int]] = {}  # year -> ordinals of its working dates
+        self.nth_cache: dict[tuple[int, int], tuple[date, int | None]] = {}
         self.lock = threading.Lock()
         self.first_year = FIRST_YEAR
         self.last_year = min([LAST_YEAR, *(_country_last_year(*c) for c in self.countries)])
@@ -456,6 +483,30 @@ class _Timeline:
             touched.update(range(max(first, lo), min(last, hi) + 1))
         found = [o for o in raw if o not in touched or self.is_working_date(date.fromordinal(o))]
         self.working[year] = found
+        return found
+
+    def nth_working_midnight(self, ordinal: int, n: int) -> tuple[date, int | None]:
+        """``nth_working_date`` of the date with ``ordinal``, with that date's midnight.
+
+        The midnight (epoch µs) is given only when the date has 24 hours and
+        one UTC offset throughout, so that a wall time on it is midnight plus
+        the time of day; else None. Kept per (date, n): add_days calls it
+        with few distinct arguments.
+        """
+        found = self.nth_cache.get((ordinal, n))
+        if found is None:
+            day = self.nth_working_date(date.fromordinal(ordinal), n)
+            zone = self.zone
+            start = datetime(day.year, day.month, day.day, tzinfo=zone)
+            last = datetime.combine(day, time.max, zone)
+            midnight = _epoch_us(start)
+            uniform = (
+                _epoch_us(datetime.combine(day + timedelta(days=1), time(), zone)) - midnight
+                == _DAY_US
+                and start.utcoffset() == last.utcoffset()
+            )
+            found = (day, midnight if uniform else None)
+            self.nth_cache[(ordinal, n)] = found
         return found
 
     def nth_working_date(self, day: date, n: int) -> date:
@@ -717,6 +768,11 @@ def _to_us(t: datetime, what: str = "t") -> int:
 
 def _epoch_us(t: datetime) -> int:
     return (t - _EPOCH) // _ONE_US
+
+
+def epoch_us(t: datetime) -> int:
+    """Epoch microseconds of an aware datetime, as :meth:`Calendar.add_from_epoch` takes."""
+    return _to_us(t)
 
 
 def _utc(us: int) -> datetime:

@@ -73,8 +73,15 @@ def filled(template: _M, **changes: object) -> _M:
     right by construction.
     """
     model = _new(type(template))
-    _set(model, "__dict__", {**template.__dict__, **changes})
-    _set(model, "__pydantic_fields_set__", template.__pydantic_fields_set__ | changes.keys())
+    values = template.__dict__.copy()
+    values.update(changes)
+    _set(model, "__dict__", values)
+    given = template.__pydantic_fields_set__
+    _set(
+        model,
+        "__pydantic_fields_set__",
+        given if given.issuperset(changes) else given | changes.keys(),
+    )
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model

@@ -13,14 +13,15 @@ due times are always computed per ticket.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from slaengine.calendar import Calendar
+from slaengine.calendar import Calendar, epoch_us
 from slaengine.compiler import Encoding, compile_condition, encoding_for
 from slaengine.condition import first_failure
 from slaengine.decision import Decision, MetricTarget, Route, filled
@@ -32,6 +33,13 @@ from slaengine.matcher import CompiledRule, TableMatcher
 from slaengine.metric import MetricDefinition
 from slaengine.ruleset import CompiledRuleset, Outcome
 from slaengine.ticket import Ticket, parse_ticket
+
+#: Where a contract leads: version start instants, the versions, the overrides.
+_Route = tuple[list[datetime], list["_Version"], dict[str, Any] | None]
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+#: Validates a whole batch of ticket mappings in one call into pydantic-core.
+_TICKETS = TypeAdapter(list[Ticket])
 
 #: Distinct matching results kept per version before the cache starts over.
 CACHE_SIZE = 100_000
@@ -109,7 +117,7 @@ class _Match:
     with its id and due times filled in.
     """
 
-    __slots__ = ("rules", "merged", "explanation", "error", "decision", "targets", "durations")
+    __slots__ = ("rules", "merged", "explanation", "error", "decision", "due")
 
     def __init__(self) -> None:
         self.rules: list[str] = []
@@ -117,8 +125,9 @@ class _Match:
         self.explanation: list[str] = []
         self.error: SlaEngineError | None = None
         self.decision: Decision | None = None
-        self.targets: dict[str, MetricTarget] = {}
-        self.durations: list[tuple[str, int | None, int | None]] = []
+        # Per metric: its target template, the calendar, and the business
+        # time to count (microseconds) or the working days.
+        self.due: list[tuple[str, MetricTarget, Calendar, int | None, int | None]] = []
 
     def finish(self, rs: CompiledRuleset) -> None:
         """Build the templates once the rules are merged."""
@@ -127,16 +136,20 @@ class _Match:
             self.error = NoRuleMatched(f"{rs.ref} set targets but no rule decided a calendar")
         if self.error is not None:
             return
+        calendar = merged.calendar
         for metric, duration in merged.targets.items():
-            self.durations.append((metric, duration.seconds, duration.days))
-            self.targets[metric] = MetricTarget(
+            template = MetricTarget(
                 target=duration.text,
                 seconds=duration.seconds,
                 days=duration.days,
-                calendar=merged.calendar,
+                calendar=calendar,
+                due_at=None,  # given, so that filling it in keeps the fields set
             )
+            amount = None if duration.seconds is None else duration.seconds * 1_000_000
+            self.due.append((metric, template, rs.calendars[calendar], amount, duration.days))
         self.decision = Decision(
             ticket_id="-",
+            targets={},
             ruleset=rs.name,
             version=rs.version,
             revision=rs.revision,
@@ -169,7 +182,44 @@ class _Version:
         except BaseException:
             self.close()
             raise
-        self.cache: dict[tuple[Any, ...], _Match] = {}
+        self.cache: dict[tuple[Any, ...], _Match] = {}  # encoded message -> match
+        self.known: dict[tuple[Any, ...], _Match] = {}  # raw field values -> match
+
+    def decide(
+        self, ticket: Ticket, facts: dict[str, Any] | None, overrides: dict[str, Any] | None
+    ) -> Decision:
+        """The ticket's decision, due times counted from its ``created_at``.
+
+        A ticket whose raw field values were seen before (validation
+        included) reuses that match without reading, checking or encoding
+        its fields again; that is what makes batches fast.
+        """
+        start = epoch_us(ticket.created_at)
+        key: tuple[Any, ...] | None = (
+            tuple(overrides.items()) if overrides else None,
+            self.reader.key(ticket, facts, start),
+        )
+        try:
+            found = self.known.get(key)
+        except TypeError:  # a list or mapping among the values: not keyed
+            found = key = None
+        if found is None:
+            found = self.match(self.reader.read(ticket, facts, overrides))
+            if key is not None:
+                if len(self.known) >= CACHE_SIZE:
+                    self.known.clear()
+                self.known[key] = found
+        decision = found.decision
+        if decision is None:
+            raise NoRuleMatched(f"ticket {ticket.id}: {found.error}")
+        targets = {}
+        for metric, template, calendar, amount, days in found.due:
+            if days is None:
+                due = calendar.add_from_epoch(start, amount)
+            else:
+                due = calendar.add_days_from_epoch(start, days)
+            targets[metric] = filled(template, due_at=due)
+        return filled(decision, ticket_id=ticket.id, targets=targets)
 
     def match(self, values: dict[str, Any]) -> _Match:
         # The encoded message is exactly what the rules can see, so it is an
@@ -225,6 +275,7 @@ class Engine:
     def __init__(self, library: RulesetLibrary) -> None:
         self.library = library
         self._versions: dict[tuple[str, str], _Version] = {}
+        self._routes: dict[tuple[str | None, ...], _Route] = {}
         try:
             for rs in library.all():
                 self._versions[(rs.name, rs.version)] = _Version(rs)
@@ -256,6 +307,48 @@ class Engine:
     ) -> tuple[Ticket, _Version, dict[str, Any] | None]:
         """Parse the ticket and find its version and its contract's overrides (the tier)."""
         ticket = parse_ticket(ticket)
+        return (ticket, *self._version_for(ticket, ruleset, version))
+
+    def _version_for(
+        self, ticket: Ticket, ruleset: str | None = None, version: str | None = None
+    ) -> tuple[_Version, dict[str, Any] | None]:
+        """The ticket's compiled version and its contract's overrides (the tier).
+
+        Without an explicit ruleset, where the ticket's contract leads is
+        kept per (contract, customer, tier): then only the version in force
+        at ``created_at`` is looked up per ticket.
+        """
+        if ruleset is None and version is None:
+            key = (ticket.contract, ticket.customer, ticket.tier)
+            route = self._routes.get(key)
+            if route is None:
+                route = self._route(ticket)
+                if len(self._routes) >= CACHE_SIZE:
+                    self._routes.clear()
+                self._routes[key] = route
+            starts, versions, overrides = route
+            i = bisect_right(starts, ticket.created_at)
+            if i:
+                return versions[i - 1], overrides
+        return self._resolve(ticket, ruleset, version)
+
+    def _route(self, ticket: Ticket) -> _Route:
+        """The versions the ticket's contract can lead to, by effective date."""
+        compiled, overrides = self._resolve(ticket, None, None)
+        contract = self.library.contract_for(ticket.contract, ticket.customer)
+        assert contract is not None  # _resolve raised otherwise
+        if contract.version is not None:
+            return [_EARLIEST], [compiled], overrides
+        versions = self.library.versions[contract.ruleset]
+        return (
+            [rs.model.effective_from for rs in versions],
+            [self._versions[(rs.name, rs.version)] for rs in versions],
+            overrides,
+        )
+
+    def _resolve(
+        self, ticket: Ticket, ruleset: str | None, version: str | None
+    ) -> tuple[_Version, dict[str, Any] | None]:
         overrides = None
         contract = None
         if ruleset is None:
@@ -278,7 +371,7 @@ class Engine:
             rs = self.library.get(ruleset, version)
         else:
             rs = self.library.in_force(ruleset, ticket.created_at)
-        return ticket, self._versions[(rs.name, rs.version)], overrides
+        return self._versions[(rs.name, rs.version)], overrides
 
     def evaluate(
         self,
@@ -296,22 +389,7 @@ class Engine:
         when no rule applies.
         """
         ticket, compiled, overrides = self._prepare(ticket, ruleset, version)
-        values = compiled.reader.read(ticket, dict(facts) if facts else None, overrides)
-        match = compiled.match(values)
-        if match.decision is None:
-            raise NoRuleMatched(f"ticket {ticket.id}: {match.error}")
-        created = ticket.created_at
-        calendars = compiled.rs.calendars
-        targets = {}
-        for metric, seconds, days in match.durations:
-            template = match.targets[metric]
-            calendar = calendars[template.calendar]
-            if days is not None:
-                due = calendar.add_days(created, days)
-            else:
-                due = calendar.add(created, timedelta(seconds=seconds))
-            targets[metric] = filled(template, due_at=due)
-        return filled(match.decision, ticket_id=ticket.id, targets=targets)
+        return compiled.decide(ticket, dict(facts) if facts else None, overrides)
 
     def evaluate_many(
         self,
@@ -319,15 +397,22 @@ class Engine:
         *,
         facts: Mapping[str, Any] | None = None,
     ) -> list[Decision]:
-        """Decide a batch; the first bad ticket raises (with its position in the batch)."""
+        """Decide a batch; the first bad ticket raises (with its position in the batch).
+
+        Ticket mappings are validated together in one pass; each ticket then
+        costs a lookup of its raw field values and its due times (see
+        ``_Version.decide``).
+        """
+        parsed = _parse_batch(tickets)
+        extra = dict(facts) if facts else None
         decisions = []
-        for i, ticket in enumerate(tickets):
+        add = decisions.append
+        for i, ticket in enumerate(parsed):
             try:
-                decisions.append(self.evaluate(ticket, facts=facts))
+                compiled, overrides = self._version_for(ticket)
+                add(compiled.decide(ticket, extra, overrides))
             except TicketError as exc:
-                raise TicketError(
-                    exc.message, f"[{i}].{exc.path}" if exc.path else f"[{i}]"
-                ) from None
+                raise _at(i, exc) from None
         return decisions
 
     def explain(
@@ -424,3 +509,30 @@ class Engine:
     def retarget(self, decision: Decision) -> Literal["from_start", "from_change"]:
         """ClockPolicy: the ruleset's re-targeting setting."""
         return self._ruleset_of(decision).model.settings.retarget
+
+
+def _parse_batch(tickets: Iterable[Ticket | Mapping[str, Any]]) -> list[Ticket]:
+    """Every item as a Ticket; the mappings validated together in one call.
+
+    When the batch has a bad item, items are parsed one by one to find the
+    first and name it (with its position) as a single ticket would be named.
+    """
+    items = tickets if isinstance(tickets, list) else list(tickets)
+    raw = [t for t in items if not isinstance(t, Ticket)]
+    if not raw:
+        return items
+    try:
+        parsed = iter(_TICKETS.validate_python(raw))
+    except ValidationError:
+        for i, item in enumerate(items):
+            try:
+                parse_ticket(item)
+            except TicketError as exc:
+                raise _at(i, exc) from None
+        raise  # pragma: no cover - parse_ticket accepts what the batch refused
+    return [t if isinstance(t, Ticket) else next(parsed) for t in items]
+
+
+def _at(position: int, exc: TicketError) -> TicketError:
+    """``exc`` with the ticket's position in its batch put before its path."""
+    return TicketError(exc.message, f"[{position}].{exc.path}" if exc.path else f"[{position}]")

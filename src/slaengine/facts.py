@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,17 @@ class FieldReader:
             t.field for t in tests if t.op not in ("contains", "exists")
         }
         self.getters = [(name, self._getter(name)) for name in fields]
+        # Everything ``read`` looks at, as hashable raw values: see ``key``.
+        # Ticket attributes have types fixed by the model and are read in one
+        # call; other fields carry their type; derived facts come from the
+        # creation instant in epoch microseconds.
+        seen = sorted(set(fields) | set(ruleset.model.vocabularies) - {"priority"})
+        plain = [n for n in seen if n in Ticket.model_fields and n != "fields"]
+        self._plain = attrgetter(*plain) if plain else None
+        self._open = [ruleset.calendars[n[9:]] for n in seen if n.startswith("in_hours.")]
+        self._other = [
+            self._getter(n) for n in seen if n not in plain and not n.startswith("in_hours.")
+        ]
         self.vocabularies = [
             (name, self._getter(name), frozenset(vocab.rank), vocab.required, ", ".join(vocab.rank))
             for name, vocab in ruleset.model.vocabularies.items()
@@ -76,6 +88,27 @@ class FieldReader:
                 self._check(name, value)
             values[name] = value
         return values
+
+    def key(self, ticket: Ticket, facts: dict[str, Any] | None, start_us: int) -> tuple[Any, ...]:
+        """The raw values ``read`` would look at; ``start_us`` is ``created_at`` in epoch µs.
+
+        Two tickets with equal keys (and the same overrides) read alike, so a
+        result computed for one (validation included) holds for the other.
+        Values of ``fields.*`` and ``facts.*`` carry their type, because
+        ``1``, ``1.0`` and ``True`` are equal in Python but not to the rules.
+        Hashing the key raises TypeError when a value is a list or mapping:
+        such tickets are not keyed.
+        """
+        return (
+            self._plain(ticket) if self._plain else None,
+            tuple([calendar.is_open_epoch(start_us) for calendar in self._open]),
+            tuple(
+                [
+                    v if v.__class__ is str else (v.__class__, v)
+                    for v in [get(ticket, facts) for get in self._other]
+                ]
+            ),
+        )
 
     def _check(self, name: str, value: Any) -> None:
         if isinstance(value, (list, tuple)) and name not in self.list_fields:
