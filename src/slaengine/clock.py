@@ -49,7 +49,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -225,74 +225,76 @@ class MetricStatus(BaseModel):
 
 # ----------------------------------------------------------- compiled metrics
 
-#: Per event type: None when any event of that type matches, else the
-#: alternatives, each a tuple of (field, value) pairs that must all be equal.
-_Conditions = dict[str, tuple[tuple[tuple[str, Any], ...], ...] | None]
-
-
-def _compile(conditions: list[EventCondition]) -> _Conditions:
-    by_type: dict[str, list[tuple[tuple[str, Any], ...]]] = {}
-    for condition in conditions:
-        by_type.setdefault(condition.type, []).append(tuple(condition.fields.items()))
-    return {t: None if () in alts else tuple(alts) for t, alts in by_type.items()}
-
-
+#: A rule's alternatives, each a tuple of (field, value) pairs that must all
+#: be equal; True when any event of the type matches, False when none does.
+_Rule = tuple[tuple[tuple[str, Any], ...], ...] | bool
 _MISSING = object()
 
 
-def _matches(conditions: _Conditions, event: TicketEvent) -> bool:
-    kind = event.type
-    if kind not in conditions:
-        return False
-    alternatives = conditions[kind]
-    if alternatives is None:
-        return True
-    got = event.fields
+class _Roles:
+    """What an event of one type does to a metric, in the order the clock checks.
+
+    ``hits(fields)`` answers pause, resume, stop, cancel, reset, start at
+    once: one call per event instead of a lookup per role, and no call at
+    all when no rule for this type looks at fields.
+    """
+
+    __slots__ = ("rules", "fixed")
+
+    def __init__(self, rules: tuple[_Rule, ...]) -> None:
+        self.rules = rules
+        plain = all(isinstance(rule, bool) for rule in rules)
+        self.fixed = tuple(bool(rule) for rule in rules) if plain else None
+
+    def hits(self, fields: Mapping[str, Any]) -> tuple[bool, ...]:
+        if self.fixed is not None:
+            return self.fixed
+        return tuple(rule if isinstance(rule, bool) else _any(rule, fields) for rule in self.rules)
+
+
+def _any(alternatives: tuple[tuple[tuple[str, Any], ...], ...], fields: Mapping[str, Any]) -> bool:
     for pairs in alternatives:
         for key, value in pairs:
-            if got.get(key, _MISSING) != value:
+            if fields.get(key, _MISSING) != value:
                 break
         else:
             return True
     return False
 
 
+def _rule(conditions: list[EventCondition], kind: str) -> _Rule:
+    alternatives = tuple(tuple(c.fields.items()) for c in conditions if c.type == kind)
+    if not alternatives:
+        return False
+    return True if () in alternatives else alternatives
+
+
 class _Spec:
-    """A MetricDefinition compiled for matching (conditions indexed by event type)."""
+    """A MetricDefinition compiled for matching: ``roles`` by event type."""
 
     __slots__ = (
         "name",
         "kind",
-        "start",
-        "stop",
-        "cancel",
-        "pause",
-        "resume",
-        "reset",
+        "roles",
         "pause_statuses",
         "inactive_statuses",
         "on_reopen",
-        "types",
     )
 
     def __init__(self, name: str, definition: MetricDefinition) -> None:
         self.name = name
         self.kind = definition.kind
-        self.start = _compile(definition.start)
-        self.stop = _compile(definition.stop)
-        self.cancel = _compile(definition.cancel)
-        self.pause = _compile(definition.pause)
-        self.resume = _compile(definition.resume)
-        self.reset = _compile(definition.reset)
         self.pause_statuses = frozenset(definition.pause_statuses)
         self.inactive_statuses = frozenset(definition.inactive_statuses)
         self.on_reopen = definition.on_reopen
-        types = set()
-        for conditions in (self.start, self.stop, self.cancel, self.pause, self.resume, self.reset):
-            types.update(conditions)
+        d = definition
+        checked = (d.pause, d.resume, d.stop, d.cancel, d.reset, d.start)
+        types = {c.type for conditions in checked for c in conditions}
         if self.on_reopen != "none":
             types.add("reopened")
-        self.types = frozenset(types)
+        self.roles = {
+            kind: _Roles(tuple(_rule(conditions, kind) for conditions in checked)) for kind in types
+        }
 
 
 # Compiled specs by id() of the mapping a policy returned; the mapping is
@@ -313,22 +315,64 @@ def _specs(definitions: Mapping[str, MetricDefinition]) -> tuple[_Spec, ...]:
 
 # ------------------------------------------------------------------- cycles
 
-_ZERO = timedelta(0)
+# Inside the clocks, instants are integer microseconds since the epoch (UTC)
+# and durations integer microseconds: the calendar counts in them too, and
+# integer arithmetic is several times cheaper than datetime arithmetic.
+# Datetimes are made only for the statuses handed out.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_US_PER_S = 1_000_000
+
+
+def _us(t: datetime) -> int:
+    """Epoch microseconds of an aware datetime (exact)."""
+    return (t - _EPOCH) // _ONE_US
+
+
+def _utc(us: int) -> datetime:
+    return _EPOCH + _ONE_US * us
+
+
+def _utc_or_none(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + _ONE_US * us
+
+
+class _Arithmetic(Protocol):
+    """Business-time arithmetic on epoch microseconds (what a Calendar computes with)."""
+
+    def elapsed(self, a: int, b: int) -> int: ...
+
+    def add(self, us: int, amount: int) -> int: ...
+
+
+def _arithmetic(calendar: Calendar) -> _Arithmetic:
+    # Calendar's public methods take and return datetimes; each call then
+    # converts both ways, which makes it 2 to 3 times dearer than the
+    # arithmetic itself. The clocks already hold microseconds.
+    return calendar._timeline
 
 
 class _Cycle:
-    """One cycle of a metric's clock: running intervals and the target they count against."""
+    """One cycle of a metric's clock: running intervals and the target they count against.
+
+    Instants are epoch microseconds. ``used`` holds the business time of each
+    closed running interval (``segments``) on the cycle's calendar, ``ran``
+    their wall-clock total.
+    """
 
     __slots__ = (
         "number",
         "started_at",
         "since",
         "segments",
+        "used",
+        "ran",
         "open_at",
         "stopped_at",
         "outcome",
         "target",
         "calendar",
+        "arithmetic",
         "_budget",
         "_record",
     )
@@ -336,7 +380,7 @@ class _Cycle:
     def __init__(
         self,
         number: int,
-        at: datetime,
+        at: int,
         target: MetricTarget | None,
         calendar: Calendar | None,
         paused: bool,
@@ -344,34 +388,33 @@ class _Cycle:
         self.number = number
         self.started_at = at
         self.since = at
-        self.segments: list[tuple[datetime, datetime]] = []
-        self.open_at: datetime | None = None if paused else at
-        self.stopped_at: datetime | None = None
+        self.segments: list[tuple[int, int]] = []
+        self.used: list[int] = []
+        self.ran = 0
+        self.open_at: int | None = None if paused else at
+        self.stopped_at: int | None = None
         self.outcome: Literal["met", "cancelled"] | None = None
         self.target = target
         self.calendar = calendar
-        self._budget: timedelta | None = None
+        self.arithmetic = _arithmetic(calendar) if calendar is not None else None
+        self._budget: int | None = None
         self._record: CycleRecord | None = None
 
-    @property
-    def active(self) -> bool:
-        return self.stopped_at is None
-
-    def pause(self, at: datetime) -> None:
-        if self.open_at is not None:
-            self.segments.append((self.open_at, at))
+    def pause(self, at: int) -> None:
+        start = self.open_at
+        if start is not None:
+            self.segments.append((start, at))
+            if self.arithmetic is not None:
+                self.used.append(self.arithmetic.elapsed(start, at))
+            self.ran += at - start
             self.open_at = None
 
-    def run(self, at: datetime) -> None:
-        if self.open_at is None:
-            self.open_at = at
-
-    def stop(self, at: datetime, outcome: Literal["met", "cancelled"]) -> None:
+    def stop(self, at: int, outcome: Literal["met", "cancelled"]) -> None:
         self.pause(at)
         self.stopped_at = at
         self.outcome = outcome
 
-    def reopen(self, at: datetime, paused: bool) -> None:
+    def reopen(self, at: int, paused: bool) -> None:
         self.stopped_at = None
         self.outcome = None
         if not paused:
@@ -379,7 +422,7 @@ class _Cycle:
 
     def retarget(
         self,
-        at: datetime,
+        at: int,
         target: MetricTarget | None,
         calendar: Calendar | None,
         mode: Literal["from_start", "from_change"],
@@ -390,57 +433,57 @@ class _Cycle:
                 return  # already breached under the old target: the breach stands
             running = self.open_at is not None
             self.segments = []
+            self.ran = 0
             self.since = at
             self.open_at = at if running else None
         self.target = target
         self.calendar = calendar
+        self.arithmetic = arithmetic = _arithmetic(calendar) if calendar is not None else None
+        self.used = [arithmetic.elapsed(a, b) for a, b in self.segments] if arithmetic else []
         self._budget = None
 
-    def paused_time(self, at: datetime) -> timedelta:
+    def paused_time(self, at: int) -> int:
         """Wall-clock time since ``since`` during which the clock did not count."""
-        end = self.stopped_at or at
-        running = sum((b - a for a, b in self.segments), _ZERO)
+        end = at if self.stopped_at is None else self.stopped_at
+        running = self.ran
         if self.open_at is not None:
             running += end - self.open_at
         return end - self.since - running
 
-    def budget(self) -> timedelta | None:
+    def budget(self) -> int | None:
         """The target as business time, working days converted from ``since``."""
         if self._budget is None and self.target is not None and self.calendar is not None:
             if self.target.seconds is not None:
-                self._budget = timedelta(seconds=self.target.seconds)
+                self._budget = self.target.seconds * _US_PER_S
             elif self.target.days is not None:
-                cal = self.calendar
-                end = cal.add_days(self.since, self.target.days).astimezone(UTC)
-                self._budget = cal.elapsed(self.since, end)
+                cal, since = self.calendar, _utc(self.since)
+                end = cal.add_days(since, self.target.days)
+                self._budget = cal.elapsed(since, end) // _ONE_US
         return self._budget
 
-    def measure(self, at: datetime) -> _Measure:
+    def measure(self, at: int) -> _Measure:
         """Business time used, due time and state at ``at`` (not before the last event)."""
-        cal = self.calendar
-        segments = self.segments
-        used: list[timedelta] = [cal.elapsed(a, b) for a, b in segments] if cal else []
-        closed = sum(used, _ZERO)
-        consumed = closed
-        if self.open_at is not None and cal is not None:
-            consumed += cal.elapsed(self.open_at, at)
+        arithmetic = self.arithmetic
+        open_at = self.open_at
+        consumed = sum(self.used)
+        if open_at is not None and arithmetic is not None:
+            consumed += arithmetic.elapsed(open_at, at)
         budget = self.budget()
+        end = at if self.stopped_at is None else self.stopped_at
         due = None
         if budget is not None:
             # Resume point for a due not reached in the closed intervals: the
             # open interval's start, else the stop (or status) instant.
-            resume = self.open_at or self.stopped_at or at
-            due = _locate(cal, segments, used, budget, resume)
-        end = self.stopped_at or at
-        if self.outcome == "met":
-            state: State = "breached" if due is not None and end > due else "met"
-        elif self.outcome == "cancelled":
-            state = "breached" if due is not None and end > due else "cancelled"
+            resume = open_at if open_at is not None else end
+            due = _locate(arithmetic, self.segments, self.used, budget, resume)
+        outcome = self.outcome
+        if outcome is not None:  # met or cancelled
+            state: State = "breached" if due is not None and end > due else outcome
         elif due is not None and at > due:
             state = "breached"
         else:
-            state = "paused" if self.open_at is None else "running"
-        return _Measure(used, consumed, budget, due, state)
+            state = "paused" if open_at is None else "running"
+        return _Measure(consumed, budget, due, state)
 
     def record(self) -> CycleRecord:
         """This (finished) cycle as a history entry; computed once."""
@@ -448,31 +491,25 @@ class _Cycle:
             assert self.stopped_at is not None
             m = self.measure(self.stopped_at)
             outcome: Outcome = "breached" if m.state == "breached" else self.outcome or "cancelled"
-            self._record = CycleRecord(
-                cycle=self.number,
-                outcome=outcome,
-                started_at=self.started_at,
-                stopped_at=self.stopped_at,
-                target=self.target.target if self.target else None,
-                due_at=m.due,
-                breached_at=m.due if outcome == "breached" else None,
-                elapsed_seconds=m.consumed.total_seconds(),
-            )
+            due_at = _utc_or_none(m.due)
+            values = {
+                "cycle": self.number,
+                "outcome": outcome,
+                "started_at": _utc(self.started_at),
+                "stopped_at": _utc(self.stopped_at),
+                "target": self.target.target if self.target else None,
+                "due_at": due_at,
+                "breached_at": due_at if outcome == "breached" else None,
+                "elapsed_seconds": m.consumed / _US_PER_S,
+            }
+            self._record = _trusted(CycleRecord, _ALL_RECORD_FIELDS, values)
         return self._record
 
 
 class _Measure:
-    __slots__ = ("used", "consumed", "budget", "due", "state")
+    __slots__ = ("consumed", "budget", "due", "state")
 
-    def __init__(
-        self,
-        used: list[timedelta],
-        consumed: timedelta,
-        budget: timedelta | None,
-        due: datetime | None,
-        state: State,
-    ) -> None:
-        self.used = used
+    def __init__(self, consumed: int, budget: int | None, due: int | None, state: State) -> None:
         self.consumed = consumed
         self.budget = budget
         self.due = due
@@ -480,54 +517,91 @@ class _Measure:
 
 
 def _locate(
-    cal: Calendar | None,
-    segments: list[tuple[datetime, datetime]],
-    used: list[timedelta],
-    amount: timedelta,
-    resume: datetime | None,
-) -> datetime | None:
+    arithmetic: _Arithmetic | None,
+    segments: list[tuple[int, int]],
+    used: list[int],
+    amount: int,
+    resume: int | None,
+) -> int | None:
     """The instant the clock has counted ``amount`` of business time.
 
     Walks the closed running intervals; past them, counts on from
     ``resume`` (None: the clock never counts further, so never).
     """
-    if cal is None:
+    if arithmetic is None:
         return None
-    counted = _ZERO
+    counted = 0
     for (start, _end), length in zip(segments, used, strict=True):
         if counted + length >= amount:
-            return cal.add(start, amount - counted).astimezone(UTC)
+            return arithmetic.add(start, amount - counted)
         counted += length
     if resume is None:
         return None
-    return cal.add(resume, amount - counted).astimezone(UTC)
+    return arithmetic.add(resume, amount - counted)
 
 
-_PlanThresholds = tuple[tuple[Threshold, float, timedelta], ...]
-# Thresholds by id() of a plan and a metric name, the plan kept alive as in _SPECS.
-_THRESHOLDS: dict[tuple[int, str], tuple[EscalationPlan, _PlanThresholds]] = {}
+#: A plan's thresholds on one metric: (threshold, the business microseconds
+#: it falls at for a budget).
+_Amounts = tuple[tuple[Threshold, int], ...]
+# By id() of a plan, metric name and budget, the plan kept alive as in _SPECS.
+_THRESHOLDS: dict[tuple[int, str, int], tuple[EscalationPlan, _Amounts]] = {}
 
 
-def _thresholds(plan: EscalationPlan, metric: str) -> _PlanThresholds:
-    """The plan's thresholds that watch ``metric``: (threshold, share of target, offset).
+def _thresholds(plan: EscalationPlan, metric: str, budget: int) -> _Amounts:
+    """Where the plan's thresholds that watch ``metric`` fall on a ``budget`` (microseconds).
 
     A threshold that names no metric, in a plan that names none, watches every metric.
     """
-    cached = _THRESHOLDS.get((id(plan), metric))
+    cached = _THRESHOLDS.get((id(plan), metric, budget))
     if cached is not None and cached[0] is plan:
         return cached[1]
+    target = _ONE_US * budget
     found = tuple(
-        (th, th.percent / 100, timedelta(seconds=th.offset_seconds))
+        # timedelta * float rounds to the microsecond (half to even)
+        (th, (target * (th.percent / 100) + timedelta(seconds=th.offset_seconds)) // _ONE_US)
         for th in plan.thresholds
         if plan.metric_of(th) in (None, metric)
     )
     if len(_THRESHOLDS) >= 1024:
         _THRESHOLDS.clear()
-    _THRESHOLDS[(id(plan), metric)] = (plan, found)
+    _THRESHOLDS[(id(plan), metric, budget)] = (plan, found)
     return found
 
 
 # -------------------------------------------------------------------- metrics
+
+_M = TypeVar("_M", bound=BaseModel)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _trusted(cls: type[_M], given: set[str], values: dict[str, Any]) -> _M:
+    """A model holding ``values`` (every field, in order), built without validation.
+
+    For the statuses only: the clock computes each value itself, with the
+    field's type, so validating again would only cost time (about three of
+    every four microseconds spent building one). ``given`` is the shared
+    set of fields counted as set (pydantic copies it before changing it).
+    """
+    model = _new(cls)
+    _set(model, "__dict__", values)
+    _set(model, "__pydantic_fields_set__", given)
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model
+
+
+_ALL_STATUS_FIELDS = set(MetricStatus.model_fields)
+#: A status that never started is built as the fields it names (no cycle counts).
+_NOT_STARTED_FIELDS = _ALL_STATUS_FIELDS - {
+    "thresholds",
+    "cycles_met",
+    "cycles_breached",
+    "cycles_cancelled",
+    "history",
+}
+_ALL_THRESHOLD_FIELDS = set(ThresholdInstant.model_fields)
+_ALL_RECORD_FIELDS = set(CycleRecord.model_fields)
 
 
 class _Metric:
@@ -541,33 +615,35 @@ class _Metric:
         self.history: list[_Cycle] = []
         self.event_paused = False
 
-    def on_event(self, event: TicketEvent, at: datetime, status: str, timeline: _Timeline) -> None:
+    def on_event(self, event: TicketEvent, at: int, status: str, timeline: _Timeline) -> None:
         spec = self.spec
-        if event.type in spec.types:
-            if _matches(spec.pause, event):
+        roles = spec.roles.get(event.type)
+        if roles is not None:
+            pause, resume, stop, cancel, reset, start = roles.hits(event.fields)
+            if pause:
                 self.event_paused = True
-            if _matches(spec.resume, event):
+            if resume:
                 self.event_paused = False
             paused = self.event_paused or status in spec.pause_statuses
             cycle = self.cycle
-            if cycle is not None and cycle.active:
-                if _matches(spec.stop, event):
+            if cycle is not None and cycle.stopped_at is None:
+                if stop:
                     cycle.stop(at, "met")
-                elif _matches(spec.cancel, event):
+                elif cancel:
                     cycle.stop(at, "cancelled")
             may_start = status not in spec.inactive_statuses
-            if may_start and _matches(spec.reset, event):
-                if cycle is not None and cycle.active:
+            if may_start and reset:
+                if cycle is not None and cycle.stopped_at is None:
                     cycle.stop(at, "cancelled")
                 self._new_cycle(at, paused, timeline)
-            elif may_start and _matches(spec.start, event):
+            elif may_start and start:
                 if cycle is None:
                     self._new_cycle(at, paused, timeline)
                 elif spec.kind == "periodic":
-                    if cycle.active:
+                    if cycle.stopped_at is None:
                         cycle.stop(at, "met")  # the start of the next update meets this one
                     self._new_cycle(at, paused, timeline)
-            elif event.type == "reopened" and cycle is not None and not cycle.active:
+            elif event.type == "reopened" and cycle is not None and cycle.stopped_at is not None:
                 if spec.on_reopen == "resume":
                     cycle.reopen(at, paused)
                     timeline.retarget(cycle, spec.name, at)  # the target may have changed
@@ -576,13 +652,13 @@ class _Metric:
         else:
             paused = self.event_paused or status in spec.pause_statuses
         cycle = self.cycle
-        if cycle is not None and cycle.active:
+        if cycle is not None and cycle.stopped_at is None:
             if paused:
                 cycle.pause(at)
-            else:
-                cycle.run(at)
+            elif cycle.open_at is None:
+                cycle.open_at = at
 
-    def _new_cycle(self, at: datetime, paused: bool, timeline: _Timeline) -> None:
+    def _new_cycle(self, at: int, paused: bool, timeline: _Timeline) -> None:
         number = 1
         if self.cycle is not None:
             self.history.append(self.cycle)
@@ -591,85 +667,98 @@ class _Metric:
         calendar = timeline.calendar(target.calendar) if target else None
         self.cycle = _Cycle(number, at, target, calendar, paused)
 
-    def status(self, at: datetime, plan: EscalationPlan | None, paused_now: bool) -> MetricStatus:
+    def status(self, at: int, plan: EscalationPlan | None, paused_now: bool) -> MetricStatus:
         spec = self.spec
-        history = tuple(c.record() for c in self.history)
-        counts = {"met": 0, "breached": 0, "cancelled": 0}
-        for record in history:
-            counts[record.outcome] += 1
         cycle = self.cycle
         if cycle is None:
-            return MetricStatus(
-                metric=spec.name,
-                kind=spec.kind,
-                state="not_started",
-                active=False,
-                paused=paused_now,
-                cycle=0,
-                target=None,
-                target_seconds=None,
-                calendar=None,
-                started_at=None,
-                target_since=None,
-                due_at=None,
-                met_at=None,
-                breached_at=None,
-                cancelled_at=None,
-                elapsed_seconds=0.0,
-                paused_seconds=0.0,
-                remaining_seconds=None,
-                percent_used=None,
-            )
+            values = {
+                "metric": spec.name,
+                "kind": spec.kind,
+                "state": "not_started",
+                "active": False,
+                "paused": paused_now,
+                "cycle": 0,
+                "target": None,
+                "target_seconds": None,
+                "calendar": None,
+                "started_at": None,
+                "target_since": None,
+                "due_at": None,
+                "met_at": None,
+                "breached_at": None,
+                "cancelled_at": None,
+                "elapsed_seconds": 0.0,
+                "paused_seconds": 0.0,
+                "remaining_seconds": None,
+                "percent_used": None,
+                "thresholds": (),
+                "cycles_met": 0,
+                "cycles_breached": 0,
+                "cycles_cancelled": 0,
+                "history": (),
+            }
+            return _trusted(MetricStatus, _NOT_STARTED_FIELDS, values)
+        history = tuple(c.record() for c in self.history)
+        met = breached = cancelled = 0
+        for record in history:
+            if record.outcome == "met":
+                met += 1
+            elif record.outcome == "breached":
+                breached += 1
+            else:
+                cancelled += 1
         m = cycle.measure(at)
-        paused_time = cycle.paused_time(at)
-        budget = m.budget
+        budget, consumed, due, state = m.budget, m.consumed, m.due, m.state
+        active = cycle.stopped_at is None
         thresholds: tuple[ThresholdInstant, ...] = ()
         if plan is not None and budget is not None:
-            resume = cycle.open_at or (at if cycle.active else None)
+            open_at = cycle.open_at
+            resume = open_at if open_at is not None else (at if active else None)
             found = []
-            for threshold, share, offset in _thresholds(plan, spec.name):
-                amount = budget * share + offset
-                if amount == budget and cycle.active:
-                    instant = m.due  # the 100 % threshold is the due time
+            for threshold, amount in _thresholds(plan, spec.name, budget):
+                if amount == budget and active:
+                    instant = due  # the 100 % threshold is the due time
                 else:
-                    instant = _locate(cycle.calendar, cycle.segments, m.used, amount, resume)
-                found.append(
-                    ThresholdInstant(
-                        at=threshold.at,
-                        percent=threshold.percent,
-                        offset_seconds=threshold.offset_seconds,
-                        instant=instant,
-                        reached=instant is not None and instant <= at,
-                    )
-                )
+                    instant = _locate(cycle.arithmetic, cycle.segments, cycle.used, amount, resume)
+                values = {
+                    "at": threshold.at,
+                    "percent": threshold.percent,
+                    "offset_seconds": threshold.offset_seconds,
+                    "instant": _utc_or_none(instant),
+                    "reached": instant is not None and instant <= at,
+                }
+                found.append(_trusted(ThresholdInstant, _ALL_THRESHOLD_FIELDS, values))
             thresholds = tuple(found)
         target = cycle.target
-        return MetricStatus(
-            metric=spec.name,
-            kind=spec.kind,
-            state=m.state,
-            active=cycle.active,
-            paused=cycle.active and cycle.open_at is None,
-            cycle=cycle.number,
-            target=target.target if target else None,
-            target_seconds=budget.total_seconds() if budget is not None else None,
-            calendar=target.calendar if target else None,
-            started_at=cycle.started_at,
-            target_since=cycle.since,
-            due_at=m.due,
-            met_at=cycle.stopped_at if cycle.outcome == "met" else None,
-            breached_at=m.due if m.state == "breached" else None,
-            cancelled_at=cycle.stopped_at if cycle.outcome == "cancelled" else None,
-            elapsed_seconds=m.consumed.total_seconds(),
-            paused_seconds=paused_time.total_seconds(),
-            remaining_seconds=(budget - m.consumed).total_seconds() if budget is not None else None,
-            percent_used=(100 * (m.consumed / budget)) if budget else None,
-            thresholds=thresholds,
-            cycles_met=counts["met"],
-            cycles_breached=counts["breached"],
-            cycles_cancelled=counts["cancelled"],
-            history=history,
-        )
+        due_at = _utc_or_none(due)
+        stopped_at = _utc_or_none(cycle.stopped_at)
+        values = {
+            "metric": spec.name,
+            "kind": spec.kind,
+            "state": state,
+            "active": active,
+            "paused": active and cycle.open_at is None,
+            "cycle": cycle.number,
+            "target": target.target if target else None,
+            "target_seconds": budget / _US_PER_S if budget is not None else None,
+            "calendar": target.calendar if target else None,
+            "started_at": _utc(cycle.started_at),
+            "target_since": _utc(cycle.since),
+            "due_at": due_at,
+            "met_at": stopped_at if cycle.outcome == "met" else None,
+            "breached_at": due_at if state == "breached" else None,
+            "cancelled_at": stopped_at if cycle.outcome == "cancelled" else None,
+            "elapsed_seconds": consumed / _US_PER_S,
+            "paused_seconds": cycle.paused_time(at) / _US_PER_S,
+            "remaining_seconds": (budget - consumed) / _US_PER_S if budget is not None else None,
+            "percent_used": (100 * (consumed / budget)) if budget else None,
+            "thresholds": thresholds,
+            "cycles_met": met,
+            "cycles_breached": breached,
+            "cycles_cancelled": cancelled,
+            "history": history,
+        }
+        return _trusted(MetricStatus, _ALL_STATUS_FIELDS, values)
 
 
 # ------------------------------------------------------------------- timeline
@@ -684,7 +773,7 @@ class _Timeline:
 
     __slots__ = ("policy", "ticket", "status", "decision", "metrics", "_calendars")
 
-    def __init__(self, policy: ClockPolicy, created: TicketEvent, at: datetime) -> None:
+    def __init__(self, policy: ClockPolicy, created: TicketEvent, at: int) -> None:
         self.policy = policy
         self.ticket = _ticket_from(created)
         self.status = self.ticket.status
@@ -705,7 +794,7 @@ class _Timeline:
             return self.ticket
         return self.ticket.model_copy(update={"status": self.status})
 
-    def advance(self, event: TicketEvent, at: datetime) -> None:
+    def advance(self, event: TicketEvent, at: int) -> None:
         kind = event.type
         fields = event.fields
         before = self.status
@@ -725,10 +814,10 @@ class _Timeline:
         # (which may pause or run it); otherwise nothing about it can change.
         moved = self.status != before
         for metric in self.metrics:
-            if moved or kind in metric.spec.types:
+            if moved or kind in metric.spec.roles:
                 metric.on_event(event, at, self.status, self)
 
-    def _redecide(self, at: datetime) -> None:
+    def _redecide(self, at: int) -> None:
         decision = self.policy.decide(self.current_ticket())
         if decision == self.decision:
             return
@@ -739,17 +828,17 @@ class _Timeline:
         self.metrics = [known.get(spec.name) or _Metric(spec) for spec in specs]
         for metric in self.metrics:
             cycle = metric.cycle
-            if cycle is not None and cycle.active:
+            if cycle is not None and cycle.stopped_at is None:
                 self.retarget(cycle, metric.spec.name, at)
 
-    def retarget(self, cycle: _Cycle, name: str, at: datetime) -> None:
+    def retarget(self, cycle: _Cycle, name: str, at: int) -> None:
         """Give an open cycle the current decision's target, if that changed."""
         target = self.decision.targets.get(name)
         if target != cycle.target:
             calendar = self.calendar(target.calendar) if target else None
             cycle.retarget(at, target, calendar, self.policy.retarget(self.decision))
 
-    def status_of(self, at: datetime) -> dict[str, MetricStatus]:
+    def status_of(self, at: int) -> dict[str, MetricStatus]:
         plan = self.policy.escalation_plan(self.decision)
         return {
             metric.spec.name: metric.status(at, plan, self._paused(metric))
@@ -803,7 +892,8 @@ def _updated_ticket(ticket: Ticket, changes: dict[str, Any], event: TicketEvent)
 
 # ---------------------------------------------------------------- ticket clock
 
-_Key = tuple[datetime, int, str, str]
+#: Replay order: (epoch microseconds, type rank, type, event id), as event_order_key.
+_Key = tuple[int, int, str, str]
 
 
 class TicketClock:
@@ -849,7 +939,7 @@ class TicketClock:
     def latest(self) -> datetime:
         """The instant (in UTC) of the ticket's latest event."""
         self._require_created()
-        return self._keys[-1][0]
+        return _utc(self._keys[-1][0])
 
     @property
     def decision(self) -> Decision:
@@ -865,7 +955,8 @@ class TicketClock:
             if seen != event:
                 raise _event_error(event, "this event id was given twice with different content")
             return
-        key = event_order_key(event)
+        kind = event.type
+        key = (_us(event.at), _RANK.get(kind, _CUSTOM_RANK), kind, event.event_id)
         at = key[0]
         keys = self._keys
         created = self._created
@@ -903,18 +994,18 @@ class TicketClock:
         Before the ticket's creation there is nothing to report: ``{}``.
         Instants in the statuses are in UTC.
         """
-        at = require_aware(at, "at").astimezone(UTC)
+        at_us = _us(require_aware(at, "at"))
         self._require_created()
         keys = self._keys
-        if at < keys[-1][0]:
-            upto = bisect.bisect_right(keys, at, key=lambda key: key[0])
+        if at_us < keys[-1][0]:
+            upto = bisect.bisect_right(keys, at_us, key=lambda key: key[0])
             if upto == 0:
                 return {}
             earlier = TicketClock(self.policy, self._ticket_id)
             for key in keys[:upto]:
                 earlier.apply(self._events[key[3]])
             return earlier.status(at)
-        return self._replayed().status_of(at)
+        return self._replayed().status_of(at_us)
 
     def _check(self, event: TicketEvent) -> None:
         if self._ticket_id is None:
@@ -932,7 +1023,7 @@ class TicketClock:
             )
         return self._created
 
-    def _advance(self, event: TicketEvent, at: datetime) -> None:
+    def _advance(self, event: TicketEvent, at: int) -> None:
         assert self._timeline is not None
         try:
             self._timeline.advance(event, at)
