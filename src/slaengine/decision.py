@@ -69,19 +69,15 @@ def filled(template: _M, **changes: object) -> _M:
 
     The engine builds one validated template per distinct rule match and
     fills in each ticket's id and due times; pydantic's ``model_copy`` does
-    the same work about three times slower. Only for values whose types are
-    right by construction.
+    the same work several times slower. Only for values whose types are right
+    by construction, and for fields the template was built with (given
+    explicitly), since the template's set of given fields is kept as it is.
     """
     model = _new(type(template))
     values = template.__dict__.copy()
     values.update(changes)
     _set(model, "__dict__", values)
-    given = template.__pydantic_fields_set__
-    _set(
-        model,
-        "__pydantic_fields_set__",
-        given if given.issuperset(changes) else given | changes.keys(),
-    )
+    _set(model, "__pydantic_fields_set__", template.__pydantic_fields_set__)
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model
