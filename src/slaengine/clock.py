@@ -47,7 +47,7 @@ any arrival order; an event id seen twice is counted once.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
@@ -235,21 +235,23 @@ class _Roles:
     """What an event of one type does to a metric, in the order the clock checks.
 
     ``hits(fields)`` answers pause, resume, stop, cancel, reset, start at
-    once: one call per event instead of a lookup per role, and no call at
-    all when no rule for this type looks at fields.
+    once (one call per event instead of a lookup per role); only the rules
+    that look at fields are evaluated.
     """
 
-    __slots__ = ("rules", "fixed")
+    __slots__ = ("fixed", "checks")
 
     def __init__(self, rules: tuple[_Rule, ...]) -> None:
-        self.rules = rules
-        plain = all(isinstance(rule, bool) for rule in rules)
-        self.fixed = tuple(bool(rule) for rule in rules) if plain else None
+        self.fixed = tuple(rule is True for rule in rules)
+        self.checks = tuple((i, rule) for i, rule in enumerate(rules) if not isinstance(rule, bool))
 
-    def hits(self, fields: Mapping[str, Any]) -> tuple[bool, ...]:
-        if self.fixed is not None:
+    def hits(self, fields: Mapping[str, Any]) -> Sequence[bool]:
+        if not self.checks:
             return self.fixed
-        return tuple(rule if isinstance(rule, bool) else _any(rule, fields) for rule in self.rules)
+        hits = list(self.fixed)
+        for i, alternatives in self.checks:
+            hits[i] = _any(alternatives, fields)
+        return hits
 
 
 def _any(alternatives: tuple[tuple[tuple[str, Any], ...], ...], fields: Mapping[str, Any]) -> bool:
@@ -531,9 +533,9 @@ def _locate(
     if arithmetic is None:
         return None
     counted = 0
-    for (start, _end), length in zip(segments, used, strict=True):
+    for i, length in enumerate(used):  # used[i] is the business time of segments[i]
         if counted + length >= amount:
-            return arithmetic.add(start, amount - counted)
+            return arithmetic.add(segments[i][0], amount - counted)
         counted += length
     if resume is None:
         return None
@@ -698,7 +700,7 @@ class _Metric:
                 "history": (),
             }
             return _trusted(MetricStatus, _NOT_STARTED_FIELDS, values)
-        history = tuple(c.record() for c in self.history)
+        history = tuple([c.record() for c in self.history]) if self.history else ()
         met = breached = cancelled = 0
         for record in history:
             if record.outcome == "met":
@@ -716,8 +718,10 @@ class _Metric:
             resume = open_at if open_at is not None else (at if active else None)
             found = []
             for threshold, amount in _thresholds(plan, spec.name, budget):
-                if amount == budget and active:
+                if amount == budget and (active or consumed >= budget):
                     instant = due  # the 100 % threshold is the due time
+                elif not active and amount > consumed:
+                    instant = None  # the cycle stopped before counting that far
                 else:
                     instant = _locate(cycle.arithmetic, cycle.segments, cycle.used, amount, resume)
                 values = {
@@ -732,6 +736,7 @@ class _Metric:
         target = cycle.target
         due_at = _utc_or_none(due)
         stopped_at = _utc_or_none(cycle.stopped_at)
+        started_at = _utc(cycle.started_at)
         values = {
             "metric": spec.name,
             "kind": spec.kind,
@@ -742,8 +747,8 @@ class _Metric:
             "target": target.target if target else None,
             "target_seconds": budget / _US_PER_S if budget is not None else None,
             "calendar": target.calendar if target else None,
-            "started_at": _utc(cycle.started_at),
-            "target_since": _utc(cycle.since),
+            "started_at": started_at,
+            "target_since": started_at if cycle.since == cycle.started_at else _utc(cycle.since),
             "due_at": due_at,
             "met_at": stopped_at if cycle.outcome == "met" else None,
             "breached_at": due_at if state == "breached" else None,
@@ -948,7 +953,13 @@ class TicketClock:
 
     def apply(self, event: TicketEvent) -> None:
         """Add one event; raise EventError for an event this ticket can't have."""
-        self._check(event)
+        if self._ticket_id is None:
+            self._ticket_id = event.ticket_id
+        elif event.ticket_id != self._ticket_id:
+            raise _event_error(event, f"is for ticket {event.ticket_id}, not {self._ticket_id}")
+        tz = event.at.tzinfo
+        if tz is None or tz.utcoffset(event.at) is None:
+            raise _event_error(event, f"instant {event.at.isoformat()} has no timezone")
         events = self._events
         seen = events.get(event.event_id)
         if seen is not None:
@@ -960,7 +971,7 @@ class TicketClock:
         at = key[0]
         keys = self._keys
         created = self._created
-        if event.type == "created":
+        if kind == "created":
             if created is not None:
                 raise _event_error(
                     event, f"ticket {event.ticket_id} already has created event {created.event_id}"
@@ -979,7 +990,7 @@ class TicketClock:
         keys.append(key)
         if self._timeline is not None and self._applied == len(keys) - 1:
             self._advance(event, at)
-        elif event.type == "created" and len(keys) == 1:
+        elif kind == "created" and len(keys) == 1:
             self._replayed()  # the created event, first of all
 
     def apply_all(self, events: Iterable[TicketEvent]) -> TicketClock:
@@ -1006,15 +1017,6 @@ class TicketClock:
                 earlier.apply(self._events[key[3]])
             return earlier.status(at)
         return self._replayed().status_of(at_us)
-
-    def _check(self, event: TicketEvent) -> None:
-        if self._ticket_id is None:
-            self._ticket_id = event.ticket_id
-        elif event.ticket_id != self._ticket_id:
-            raise _event_error(event, f"is for ticket {event.ticket_id}, not {self._ticket_id}")
-        tz = event.at.tzinfo
-        if tz is None or tz.utcoffset(event.at) is None:
-            raise _event_error(event, f"instant {event.at.isoformat()} has no timezone")
 
     def _require_created(self) -> TicketEvent:
         if self._created is None:
