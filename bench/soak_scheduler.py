@@ -2,7 +2,7 @@
 
     python bench/soak_scheduler.py [--tickets 100000] [--window 300] [--workers 1]
                                    [--postgres | --database URL] [--kill-at 0.5]
-                                   [--restart-after 0] [--recover-claims]
+                                   [--restart-after 0]
 
 --tickets open tickets are created through :class:`SlaService` (the path the
 HTTP API takes) on a ruleset whose resolution clock runs around the clock
@@ -22,15 +22,16 @@ threshold instant) and of each breach notice (recorded ``sent_at`` minus its
 instant): median, p99, max and how many were over 1 s; escalations lost;
 repeats at the receiver (at-least-once re-sends after the kill); outbox rows
 by state; rows the killed worker held, and repeats beyond those (which only a
-double claim could cause). Exit status 1 when an escalation is lost (recorded
-as sent, never received) or missing, a row is still pending at the end, a
-repeat is unexplained, or a delivery is later than 1 s.
+double claim could cause), and how long after the kill the last of them was
+recorded sent. Exit status 1 when an escalation is lost (recorded as sent,
+never received) or missing, a row is still pending at the end, a repeat is
+unexplained, or a delivery is later than 1 s.
 
-The killed worker is restarted under its --name, and a worker restarted
-under its name takes back at start-up the rows its previous run held
-(``SqlStore.release``), so those wait for the restart (a few seconds: Python
-start-up and compiling the rulesets), not for their one-minute lease.
---recover-claims releases them already between kill and restart.
+Each worker holds a liveness lock for its life (:mod:`slaengine.liveness`):
+with two workers or more, the next round of a surviving worker finds the
+killed one's lock free and claims its rows at once. With one worker they
+wait for its restart under the same name (a few seconds: Python start-up and
+compiling the rulesets), which takes them back at start-up.
 """
 
 from __future__ import annotations
@@ -131,6 +132,10 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as a production receiver does: the webhook plugin reuses
+            # its connection instead of opening one (and a server thread) per post.
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(receiver.take(self.headers, body))
@@ -284,6 +289,7 @@ class Result:
     repeats: int  # deliveries of a key already acted on, dropped by the receiver
     states: dict[str, int]
     held_at_kill: int
+    takeover: float | None  # seconds from the kill until the last held row was recorded sent
     troubles: dict[str, int]  # worker log warnings and errors, by gist
 
     @property
@@ -349,7 +355,8 @@ def soak(args: argparse.Namespace, url: str, directory: Path) -> Result:
     startups = [w.start() for w in workers]
     print(f"{len(workers)} worker(s) up in {max(startups):.1f} s", flush=True)
 
-    held = 0
+    claimed: list[str] = []  # rows worker 0 held just before the kill
+    killed = datetime.now(UTC)
     try:
         kill_at = base + timedelta(seconds=args.window * args.kill_at)
         time.sleep(max(0.0, (kill_at - datetime.now(UTC)).total_seconds()))
@@ -358,25 +365,20 @@ def soak(args: argparse.Namespace, url: str, directory: Path) -> Result:
         give_up = time.monotonic() + 5
         while time.monotonic() < give_up:
             with store.engine.connect() as conn:
-                if conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one():
-                    break
+                claimed = list(conn.execute(sa.select(outbox.c.key).where(mine)).scalars())
+            if claimed:
+                break
             time.sleep(0.002)
         workers[0].kill()
         killed = datetime.now(UTC)
-        with store.engine.begin() as conn:
-            held = conn.execute(sa.select(sa.func.count()).where(mine)).scalar_one()
-            time.sleep(args.restart_after)
-            if args.recover_claims:
-                released = {"claimed_by": None, "claimed_until": None}
-                conn.execute(outbox.update().where(mine).values(**released))
+        time.sleep(args.restart_after)
         restart = workers[0].start()
         print(
-            f"killed {workers[0].name} (SIGKILL) at {killed:%H:%M:%S}, holding {held} claimed "
-            f"row(s){'; released them' if args.recover_claims else ''}; "
+            f"killed {workers[0].name} (SIGKILL) at {killed:%H:%M:%S}, mid-delivery; "
             f"restarted in {restart:.1f} s",
             flush=True,
         )
-        # Wait for everything owed, plus the lease a dead worker's rows wait for.
+        # Wait for everything owed (and, with one worker, for its restart).
         deadline = time.monotonic() + max(0.0, (dues[-1] - datetime.now(UTC)).total_seconds())
         deadline += args.grace
         while time.monotonic() < deadline:
@@ -408,6 +410,14 @@ def soak(args: argparse.Namespace, url: str, directory: Path) -> Result:
         if row.kind == "escalate" and row.state == "sent"
     }
     undelivered = sum(1 for row in rows if row.kind == "escalate" and row.state == "pending")
+    sent_at = {row.key: _utc(row.sent_at) for row in rows if row.sent_at is not None}
+    # Held at the kill: claimed just before it and not recorded sent before it.
+    held = [key for key in claimed if key not in sent_at or sent_at[key] >= killed]
+    takeover = (
+        max((sent_at[key] - killed).total_seconds() for key in held)
+        if held and all(key in sent_at for key in held)
+        else None
+    )
     breach_lateness = [
         (_utc(row.sent_at) - _utc(row.fire_at)).total_seconds()
         for row in rows
@@ -422,7 +432,8 @@ def soak(args: argparse.Namespace, url: str, directory: Path) -> Result:
         missing=args.tickets - sum(1 for row in rows if row.kind == "escalate"),
         repeats=sum(receiver.repeats.values()),
         states=dict(states),
-        held_at_kill=held,
+        held_at_kill=len(held),
+        takeover=takeover,
         troubles=dict(troubles),
     )
 
@@ -443,9 +454,11 @@ def show(result: Result) -> None:
     print(f"breach notices recorded: {len(result.breach_lateness)} of {result.tickets}")
     print(f"  lateness (sent_at - instant): {percentiles(result.breach_lateness)}")
     print(f"outbox rows by state: {result.states}")
+    takeover = "never" if result.takeover is None else f"{result.takeover:.3f} s"
     print(
-        f"rows held by the killed worker: {result.held_at_kill}; "
-        f"repeats beyond those (double claims): {result.unexplained_repeats}"
+        f"rows held by the killed worker: {result.held_at_kill}, the last recorded sent "
+        f"{takeover} after the kill; repeats beyond those (double claims): "
+        f"{result.unexplained_repeats}"
     )
     for gist, count in sorted(result.troubles.items(), key=lambda t: -t[1])[:8]:
         print(f"worker log: {count} x {gist}")
@@ -460,7 +473,6 @@ def run(argv: list[str] | None = None) -> Result:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--kill-at", type=float, default=0.5, help="share of the window")
     parser.add_argument("--restart-after", type=float, default=0.0, help="seconds")
-    parser.add_argument("--recover-claims", action="store_true")
     parser.add_argument("--lead", type=float, help="seconds before the first threshold")
     parser.add_argument("--grace", type=float, default=90.0, help="seconds to wait at the end")
     where = parser.add_mutually_exclusive_group()

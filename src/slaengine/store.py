@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.pool import StaticPool
 
@@ -308,23 +309,18 @@ class SqlStore:
         retry_at: datetime | None = None,
     ) -> None:
         """Record a claimed row's outcome: sent, retried later, or dead."""
-        values: dict[str, Any] = {
-            "claimed_by": None,
-            "claimed_until": None,
-            "attempts": item.attempts + 1,
-        }
+        values: dict[str, Any] = {"row": item.id, "worker": worker, "attempts": item.attempts + 1}
         if error is None:
-            values.update(state=SENT, sent_at=datetime.now(UTC), last_error=None)
+            statement = _FINISH_SENT
+            values["sent_at"] = datetime.now(UTC)
         elif retry_at is not None:
-            values.update(last_error=error, fire_at=retry_at.astimezone(UTC))
+            statement = _FINISH_RETRY
+            values.update(error=error, retry_at=retry_at.astimezone(UTC))
         else:
-            values.update(state=DEAD, last_error=error)
+            statement = _FINISH_DEAD
+            values["error"] = error
         with self.engine.begin() as conn:
-            conn.execute(
-                outbox.update()
-                .where(outbox.c.id == item.id, outbox.c.claimed_by == worker)
-                .values(**values)
-            )
+            conn.execute(statement, values)
 
     def outbox_rows(self, ticket_id: str | None = None) -> list[dict[str, Any]]:
         """Outbox rows of this tenant (for reports and tests)."""
@@ -333,6 +329,24 @@ class SqlStore:
             query = query.where(outbox.c.ticket_id == ticket_id)
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query.order_by(outbox.c.id))]
+
+
+def _finish(**values: Any) -> Any:
+    """An UPDATE of one claimed row that its claimant still holds, built once.
+
+    A scheduler records every delivery; building the statement and its cache
+    key each time cost more than running it.
+    """
+    return (
+        outbox.update()
+        .where(outbox.c.id == sa.bindparam("row"), outbox.c.claimed_by == sa.bindparam("worker"))
+        .values(claimed_by=None, claimed_until=None, attempts=sa.bindparam("attempts"), **values)
+    )
+
+
+_FINISH_SENT = _finish(state=SENT, sent_at=sa.bindparam("sent_at"), last_error=None)
+_FINISH_RETRY = _finish(last_error=sa.bindparam("error"), fire_at=sa.bindparam("retry_at"))
+_FINISH_DEAD = _finish(state=DEAD, last_error=sa.bindparam("error"))
 
 
 def _free_claims(conn: Any, worker: str) -> int:
@@ -386,61 +400,171 @@ def _upsert(dialect: str, table: sa.Table, key: list[str], columns: dict[str, An
     }
 
 
-class _Statements:
-    """The write path's statements, built once per dialect.
+class _Driver:
+    """A statement compiled once for one dialect and run on the DB-API cursor itself.
 
-    Building an SQLAlchemy statement and its cache key costs more than
-    running it on SQLite; a statement object reused keeps its cache key.
+    SQLAlchemy's execution of even a cached statement (parameter processing,
+    result wrapping, events) costs several times what SQLite takes to run
+    it, and the write path runs several per round; so a transaction hands
+    the compiled text and plain parameters straight to the driver.
+    SQLAlchemy still writes the SQL (quoting, casts, paramstyle) and its
+    types still turn values into what the driver stores (SQLite datetimes
+    as text). One expanding parameter (``IN :ids``) is compiled once per
+    list length.
     """
 
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, statement: Any, dialect: Dialect, keys: Sequence[str] | None = None):
+        self.dialect = dialect
+        self.compiled = statement.compile(dialect=dialect, column_keys=keys)
+        self.expanding = next((n for n, b in self.compiled.binds.items() if b.expanding), None)
+        self._shapes: dict[int, _Shape] = {}
+
+    def run(self, cursor: Any, params: Mapping[str, Any]) -> Any:
+        """Execute once; the cursor, for its rows."""
+        shape = self._shape(params)
+        cursor.execute(shape.sql, shape.arguments(params))
+        return cursor
+
+    def run_many(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute once per row of parameters (one executemany)."""
+        shape = self._shape(rows[0])
+        cursor.executemany(shape.sql, [shape.arguments(row) for row in rows])
+
+    def _shape(self, params: Mapping[str, Any]) -> _Shape:
+        size = len(params[self.expanding]) if self.expanding else 0
+        shape = self._shapes.get(size)
+        if shape is None:
+            shape = self._shapes[size] = _Shape(self, params)
+        return shape
+
+
+class _Shape:
+    """The SQL and argument layout of a :class:`_Driver` for one set of parameter names."""
+
+    def __init__(self, driver: _Driver, params: Mapping[str, Any]) -> None:
+        compiled, dialect, expanding = driver.compiled, driver.dialect, driver.expanding
+        given = dict(params)
+        if expanding:  # markers show which expanded name takes which list item
+            given[expanding] = markers = [object() for _ in params[expanding]]
+        state = compiled.construct_expanded_state(given)
+        self.sql: str = state.statement
+        self.expanding = expanding
+        self.expanded = [
+            next(name for name, value in state.parameters.items() if value is marker)
+            for marker in (markers if expanding else [])
+        ]
+        # Values the statement carries itself, such as ``state = 'pending'``.
+        self.fixed = {k: v for k, v in compiled.params.items() if k not in params}
+        types = {name: bind.type for name, bind in compiled.binds.items()}
+        for name in self.expanded:
+            types[name] = compiled.binds[expanding].type
+        self.processors: list[tuple[str, Any]] = []
+        for name, kind in types.items():
+            process = kind.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                self.processors.append((name, process))
+        self.order: Sequence[str] | None = state.positiontup if compiled.positional else None
+
+    def arguments(self, params: Mapping[str, Any]) -> Any:
+        """The driver's arguments (a tuple or a mapping, as its paramstyle wants)."""
+        values = {**self.fixed, **params}
+        if self.expanding:
+            values.update(zip(self.expanded, values.pop(self.expanding), strict=True))
+        for name, process in self.processors:
+            if name in values:
+                values[name] = process(values[name])
+        return values if self.order is None else tuple(values[name] for name in self.order)
+
+
+class _Statements:
+    """The write path's statements, compiled once per dialect.
+
+    ``events_of`` is also run through SQLAlchemy outside transactions (a
+    statement object reused keeps its cache key); a transaction runs the
+    :class:`_Driver` forms.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        name = dialect.name
         tenant = sa.bindparam("tenant")
         ids = sa.bindparam("ids", expanding=True)
-        self.event_counts = (
-            sa.select(events.c.ticket_id, sa.func.count())
-            .where(events.c.tenant_id == tenant, events.c.ticket_id.in_(ids))
-            .group_by(events.c.ticket_id)
-        )
-        self.stored_events = sa.select(events.c.event_id, events.c.body).where(
-            events.c.tenant_id == tenant, events.c.event_id.in_(ids)
-        )
         self.events_of = sa.select(events.c.ticket_id, events.c.body).where(
             events.c.tenant_id == tenant, events.c.ticket_id.in_(ids)
         )
-        self.decisions = sa.select(tickets.c.ticket_id, tickets.c.decision).where(
-            tickets.c.tenant_id == tenant, tickets.c.ticket_id.in_(ids)
-        )
-        self.add_events = events.insert()
-        insert, values = _upsert(
+        self.tx_events_of = _Driver(self.events_of, dialect)
+        self.event_counts = _Driver(
+            sa.select(events.c.ticket_id, sa.func.count())
+            .where(events.c.tenant_id == tenant, events.c.ticket_id.in_(ids))
+            .group_by(events.c.ticket_id),
             dialect,
-            tickets,
-            ["tenant_id", "ticket_id"],
-            dict.fromkeys(
-                ("created_at", "ruleset", "decision", "statuses", "next_due_at", "updated_at")
+        )
+        self.stored_events = _Driver(
+            sa.select(events.c.event_id, events.c.body).where(
+                events.c.tenant_id == tenant, events.c.event_id.in_(ids)
             ),
+            dialect,
         )
-        self.save_tickets = insert.on_conflict_do_update(
-            index_elements=[tickets.c.tenant_id, tickets.c.ticket_id], set_=values
+        self.decisions = _Driver(
+            sa.select(tickets.c.ticket_id, tickets.c.decision).where(
+                tickets.c.tenant_id == tenant, tickets.c.ticket_id.in_(ids)
+            ),
+            dialect,
         )
-        self.pending = sa.select(outbox.c.ticket_id, outbox.c.key, outbox.c.fire_at).where(
-            outbox.c.tenant_id == tenant, outbox.c.ticket_id.in_(ids), outbox.c.state == PENDING
+        event_columns = ["tenant_id", "event_id", "ticket_id", "at", "type", "body", "received_at"]
+        self.add_events = _Driver(events.insert(), dialect, event_columns)
+        ticket_columns = ["created_at", "ruleset", "decision", "statuses", "next_due_at"]
+        ticket_columns += ["updated_at"]
+        insert, values = _upsert(
+            name, tickets, ["tenant_id", "ticket_id"], dict.fromkeys(ticket_columns)
         )
-        self.cancel = (
+        self.save_tickets = _Driver(
+            insert.on_conflict_do_update(
+                index_elements=[tickets.c.tenant_id, tickets.c.ticket_id], set_=values
+            ),
+            dialect,
+            ["tenant_id", "ticket_id", *ticket_columns],
+        )
+        self.pending = _Driver(
+            sa.select(outbox.c.ticket_id, outbox.c.key, outbox.c.fire_at).where(
+                outbox.c.tenant_id == tenant, outbox.c.ticket_id.in_(ids), outbox.c.state == PENDING
+            ),
+            dialect,
+        )
+        # One row per execution, run as an executemany: with a list of keys,
+        # SQLite's planner prefers the (state, fire_at) index and scans every
+        # pending row of the database instead of looking each key up.
+        self.cancel = _Driver(
             outbox.update()
-            .where(outbox.c.tenant_id == tenant, outbox.c.key.in_(ids), outbox.c.state == PENDING)
-            .values(state=CANCELLED)
+            .where(
+                outbox.c.tenant_id == tenant,
+                outbox.c.key == sa.bindparam("cancel_key"),
+                outbox.c.state == PENDING,
+            )
+            .values(state=CANCELLED),
+            dialect,
         )
         insert, values = _upsert(
-            dialect,
+            name,
             outbox,
             ["tenant_id", "key"],
             {"state": PENDING, "fire_at": None, "payload": None},
         )
-        self.schedule = insert.on_conflict_do_update(
-            index_elements=[outbox.c.tenant_id, outbox.c.key],
-            set_=values,
-            # (an IN list would not bind in an executemany)
-            where=sa.or_(outbox.c.state == PENDING, outbox.c.state == CANCELLED),
+        self.schedule = _Driver(
+            insert.on_conflict_do_update(
+                index_elements=[outbox.c.tenant_id, outbox.c.key],
+                set_=values,
+                where=sa.or_(outbox.c.state == PENDING, outbox.c.state == CANCELLED),
+            ),
+            dialect,
+            ["tenant_id", "key", "kind", "ticket_id", "fire_at", "payload", "state", "attempts"],
+        )
+        # One statement for all of a transaction's tickets; unnest yields the
+        # keys in array order, so locks are taken in sorted order.
+        self.lock_tickets = _Driver(
+            sa.text(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"
+            ),
+            dialect,
         )
 
 
@@ -450,7 +574,7 @@ _STATEMENTS: dict[str, _Statements] = {}
 def _statements(engine: SqlEngine) -> _Statements:
     found = _STATEMENTS.get(engine.dialect.name)
     if found is None:
-        found = _STATEMENTS[engine.dialect.name] = _Statements(engine.dialect.name)
+        found = _STATEMENTS[engine.dialect.name] = _Statements(engine.dialect)
     return found
 
 
@@ -486,7 +610,8 @@ class StoreTransaction:
 
     Each method is one statement (or one executemany) whatever the number
     of tickets, so a batch of events costs a handful of round trips and a
-    single commit.
+    single commit. Statements go straight to the DB-API connection
+    (:class:`_Driver`); the pool still hands it out and takes it back.
     """
 
     def __init__(self, store: SqlStore, ticket_ids: list[str]) -> None:
@@ -495,7 +620,7 @@ class StoreTransaction:
         self.ticket_ids = ticket_ids
         self._sql = _statements(store.engine)
         self._conn: Any = None
-        self._transaction: Any = None
+        self._cursor: Any = None
         self._lock: int | None = None
 
     def __enter__(self) -> StoreTransaction:
@@ -504,16 +629,20 @@ class StoreTransaction:
             fcntl.flock(self._lock, fcntl.LOCK_EX)  # released when the descriptor is closed
         elif self.store.memory_lock is not None:
             self.store.memory_lock.acquire()
-        self._conn = self.store.engine.connect()
         try:
-            self._transaction = self._conn.begin()
+            self._conn = self.store.engine.raw_connection()
+        except BaseException:
+            self._unlock()
+            raise
+        try:
+            self._cursor = self._conn.cursor()
             if self.store.postgres:
-                if self.ticket_ids:
+                if self.ticket_ids:  # the driver has begun the transaction
                     # Sorted keys: two transactions lock shared tickets in one order.
                     keys = sorted(_lock_key(self.tenant, t) for t in self.ticket_ids)
-                    self._conn.execute(_PG_LOCK, {"keys": keys})
+                    self._sql.lock_tickets.run(self._cursor, {"keys": keys})
             else:
-                self._conn.exec_driver_sql("BEGIN IMMEDIATE")
+                self._cursor.execute("BEGIN IMMEDIATE")
         except BaseException:
             self._conn.close()
             self._unlock()
@@ -530,12 +659,15 @@ class StoreTransaction:
     def __exit__(self, kind: Any, _value: Any, _tb: Any) -> None:
         try:
             if kind is None:
-                self._transaction.commit()
+                self._conn.commit()
             else:
-                self._transaction.rollback()
+                self._conn.rollback()
         finally:
-            self._conn.close()
+            self._conn.close()  # back to the pool
             self._unlock()
+
+    def _rows(self, driver: _Driver, ids: Sequence[str]) -> list[Any]:
+        return driver.run(self._cursor, {"tenant": self.tenant, "ids": list(ids)}).fetchall()
 
     # -- reads -------------------------------------------------------------
 
@@ -546,32 +678,28 @@ class StoreTransaction:
         """
         if not ticket_ids:
             return {}
-        rows = self._conn.execute(
-            self._sql.event_counts, {"tenant": self.tenant, "ids": list(ticket_ids)}
-        )
-        return {ticket_id: count for ticket_id, count in rows}
+        return dict(self._rows(self._sql.event_counts, ticket_ids))
 
     def stored_events(self, event_ids: Sequence[str]) -> dict[str, TicketEvent]:
         """The stored events among ``event_ids``, by id."""
         if not event_ids:
             return {}
-        rows = self._conn.execute(
-            self._sql.stored_events, {"tenant": self.tenant, "ids": list(set(event_ids))}
-        )
+        rows = self._rows(self._sql.stored_events, list(set(event_ids)))
         return {event_id: TicketEvent.model_validate_json(body) for event_id, body in rows}
 
     def events(self, ticket_ids: Sequence[str]) -> dict[str, list[TicketEvent]]:
         """Every stored event of each ticket."""
-        return _events_of(self._conn, self.tenant, ticket_ids)
+        found: dict[str, list[TicketEvent]] = {}
+        if ticket_ids:
+            for ticket_id, body in self._rows(self._sql.tx_events_of, ticket_ids):
+                found.setdefault(ticket_id, []).append(TicketEvent.model_validate_json(body))
+        return found
 
     def decisions(self, ticket_ids: Sequence[str]) -> dict[str, str]:
         """The stored decision (JSON) of each ticket that has a view."""
         if not ticket_ids:
             return {}
-        rows = self._conn.execute(
-            self._sql.decisions, {"tenant": self.tenant, "ids": list(ticket_ids)}
-        )
-        return {ticket_id: decision for ticket_id, decision in rows}
+        return dict(self._rows(self._sql.decisions, ticket_ids))
 
     # -- writes ------------------------------------------------------------
 
@@ -580,8 +708,8 @@ class StoreTransaction:
         if not batch:
             return
         now = datetime.now(UTC)
-        self._conn.execute(
-            self._sql.add_events,
+        self._sql.add_events.run_many(
+            self._cursor,
             [
                 {
                     "tenant_id": self.tenant,
@@ -601,8 +729,8 @@ class StoreTransaction:
         if not records:
             return
         now = datetime.now(UTC)
-        self._conn.execute(
-            self._sql.save_tickets,
+        self._sql.save_tickets.run_many(
+            self._cursor,
             [
                 {
                     "tenant_id": self.tenant,
@@ -642,9 +770,8 @@ class StoreTransaction:
         unknown = [ticket_id for ticket_id, _items, known in plans if known is None]
         pending: dict[str, dict[str, datetime]] = {ticket_id: {} for ticket_id in unknown}
         if unknown:
-            rows = self._conn.execute(self._sql.pending, {"tenant": self.tenant, "ids": unknown})
-            for ticket_id, key, fire_at in rows:
-                pending[ticket_id][key] = _utc(fire_at)
+            for ticket_id, key, fire_at in self._rows(self._sql.pending, unknown):
+                pending[ticket_id][key] = _stored_instant(fire_at)
         gone: list[str] = []
         changed: list[OutboxItem] = []
         schedules = []
@@ -656,11 +783,13 @@ class StoreTransaction:
             changed += [item for key, item in wanted.items() if was.get(key) != now[key]]
             schedules.append(now)
         if gone:
-            self._conn.execute(self._sql.cancel, {"tenant": self.tenant, "ids": gone})
+            self._sql.cancel.run_many(
+                self._cursor, [{"tenant": self.tenant, "cancel_key": key} for key in gone]
+            )
         if changed:
             memo: dict[int, str] = {}
-            self._conn.execute(
-                self._sql.schedule,
+            self._sql.schedule.run_many(
+                self._cursor,
                 [
                     {
                         "tenant_id": self.tenant,
@@ -678,8 +807,6 @@ class StoreTransaction:
         return schedules
 
 
-# One statement for all of a transaction's tickets; unnest yields the keys in
-# array order, so locks are taken in sorted order.
-_PG_LOCK = sa.text(
-    "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"
-)
+def _stored_instant(value: Any) -> datetime:
+    """A datetime column as the driver hands it back (SQLite: text), in UTC."""
+    return _utc(datetime.fromisoformat(value) if isinstance(value, str) else value)  # type: ignore[return-value]
