@@ -84,6 +84,7 @@ class _Entry:
     decision: str | None  # the decision (JSON) as stored; None before the first
     schedule: dict[str, datetime] | None  # outbox keys as last scheduled; None: ask the store
     decided: Decision | None = None  # the decision object ``decision`` was made from
+    planned: tuple[Any, ...] | None = None  # what ``schedule`` was planned from (_plan_key)
 
 
 class SlaService:
@@ -252,15 +253,22 @@ class SlaService:
                 latest.update(statuses)
                 results.append(statuses)
             tx.add_events([e for events in accepted.values() for e in events])
-            records, plans = [], []
+            records, plans, keys = [], [], []
+            escalators = tuple(self.host.implementations("slaengine_escalate"))
             for ticket_id in changed:
                 entry = entries[ticket_id]
                 statuses = latest[ticket_id]
                 records.append(_record(entry.clock, entry.decision or "", statuses))
-                schedule = self._schedule(entry.clock.decision, statuses)
+                key = _plan_key(entry.clock.decision, statuses, escalators)
+                if entry.schedule is not None and key == entry.planned:
+                    continue  # the same deliveries as last time: nothing to write
+                schedule = self._schedule(entry.clock.decision, statuses, escalators)
                 plans.append((ticket_id, schedule, entry.schedule))
-            for ticket_id, schedule in zip(changed, tx.schedule_many(plans), strict=True):
-                entries[ticket_id].schedule = schedule
+                keys.append(key)
+            for (ticket_id, _, _), key, schedule in zip(
+                plans, keys, tx.schedule_many(plans), strict=True
+            ):
+                entries[ticket_id].schedule, entries[ticket_id].planned = schedule, key
             tx.save_tickets(records)
             for ticket_id, events in accepted.items():
                 entries[ticket_id].stored += len(events)
@@ -335,12 +343,11 @@ class SlaService:
         return MetricStatuses(clock.status(clock.latest))
 
     def _schedule(
-        self, decision: Decision, statuses: Mapping[str, MetricStatus]
+        self, decision: Decision, statuses: Mapping[str, MetricStatus], escalators: Sequence[str]
     ) -> list[OutboxItem]:
-        """The deliveries owed for a ticket as its clocks stand now."""
+        """The deliveries owed for a ticket as its clocks stand now (``escalators``: plugins)."""
         items = []
         plan = self.engine.escalation_plan(decision)
-        escalators = self.host.implementations("slaengine_escalate")
         for status in statuses.values():
             # A paused clock's future instants are unknown until it resumes.
             if not status.active or status.paused:
@@ -462,6 +469,32 @@ def _record(
         decision=decision,
         statuses=statuses_json(statuses),
         next_due_at=min(open_dues, key=lambda d: d.astimezone(UTC)) if open_dues else None,
+    )
+
+
+def _plan_key(
+    decision: Decision, statuses: Mapping[str, MetricStatus], escalators: tuple[str, ...]
+) -> tuple[Any, ...]:
+    """All that :meth:`SlaService._schedule` reads: equal keys, equal deliveries.
+
+    Most events (a reply, a note) move no due time; comparing this is much
+    cheaper than building the deliveries and comparing those.
+    """
+    return (
+        decision,  # a clock keeps its decision object until a field changes it
+        escalators,
+        tuple(
+            (
+                s.metric,
+                s.cycle,
+                s.active,
+                s.paused,
+                s.due_at,
+                s.breached_at,
+                tuple((t.at, t.instant, t.reached) for t in s.thresholds),
+            )
+            for s in statuses.values()
+        ),
     )
 
 
