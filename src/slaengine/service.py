@@ -281,11 +281,14 @@ class SlaService:
     def _entries(
         self, tx: StoreTransaction, engine: Engine, ticket_ids: list[str]
     ) -> dict[str, _Entry]:
-        """The cached state of each ticket, rebuilt from the store where it is stale.
+        """The cached state of each ticket, brought in step with the store where it is stale.
 
         A cached clock is good while the store holds as many events of its
         ticket as the clock was built from (events are append-only) and the
-        engine is the same (a ruleset reload replaces it).
+        engine is the same (a ruleset reload replaces it). A clock behind the
+        store (another process took the ticket's latest events: ``serve
+        --workers``) takes just the events it lacks; what that process
+        decided and scheduled is read back. Anything else is rebuilt.
         """
         counts = tx.event_counts(ticket_ids)
         entries: dict[str, _Entry] = {}
@@ -303,13 +306,18 @@ class SlaService:
         history = tx.events([t for t in stale if counts.get(t)])
         decisions = tx.decisions([t for t in stale if counts.get(t)])
         for ticket_id in stale:
-            clock = TicketClock(engine, ticket_id)
             events = history.get(ticket_id, [])
-            clock.apply_all(events)
+            entry = self._clocks.get(ticket_id)
+            clock = entry.clock if entry is not None else None
+            if clock is not None and clock.policy is engine and entry.stored < len(events):
+                clock.apply_all(e for e in events if clock.event(e.event_id) is None)
+            if clock is None or clock.policy is not engine or len(clock.events) != len(events):
+                clock = TicketClock(engine, ticket_id).apply_all(events)
             # A ticket with no events has no outbox rows: nothing to read back.
             schedule: dict[str, datetime] | None = None if events else {}
             entry = _Entry(clock, len(events), decisions.get(ticket_id), schedule)
             entries[ticket_id] = self._clocks[ticket_id] = entry
+            self._clocks.move_to_end(ticket_id)
         while len(self._clocks) > self.cache_size:
             self._clocks.popitem(last=False)
         return entries
