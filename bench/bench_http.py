@@ -1,6 +1,6 @@
 """Sustained event ingestion over loopback HTTP: events/s and latency percentiles.
 
-    python bench/bench_http.py [--seconds 60] [--clients 4] [--runs 3]
+    python bench/bench_http.py [--seconds 60] [--clients 4] [--runs 3] [--rate 1000]
                                [--database URL | --postgres] [--batch 1] [-- SERVE ARGS]
 
 Each run starts ``slaengine serve`` as its own process on a fresh temporary
@@ -11,18 +11,36 @@ event streams for --seconds: each client keeps --open tickets going and
 picks one at random for its next event (created, replies, pending customer
 and back, a severity change now and then, resolved), with instants taken
 from the wall clock as a live helpdesk would send them, and now and then the
-retry of an event already sent. Clients use plain keep-alive HTTP/1.1
-(``http.client``) so the load generator costs little of the shared CPU.
+retry of an event already sent. A ticket's next event is sent only once its
+previous one has been answered, as a helpdesk sends them in order.
+
+Two kinds of load:
+
+- closed loop (default): each client has one keep-alive connection and sends
+  its next request when the last is answered; the figure is the most the
+  server takes at that concurrency;
+- open loop (``--rate R``): R events a second are offered in all, spread
+  evenly over the clients, whatever the answers; each client sends on up to
+  --connections keep-alive connections. A request's latency counts from the
+  instant it was due, so a server that falls behind shows it in the
+  percentiles (no coordinated omission).
+
+Clients are lean (``http.client``; asyncio streams in open loop) so the load
+generator costs little of the shared CPU. After each run every acknowledged
+event is looked for in the database: the figures count events that were
+really stored.
 
 Printed per run: events/s, request latency p50/p99, errors, the medians
-over per-second windows (events/s and p99), the server's CPU time per event
-and the load average; with --runs N, the median of each figure over the
-runs. The first --warmup seconds are left out of the figures.
+over per-second windows (events/s and p99), the server's CPU time per event,
+the load average and whether the store holds every acknowledged event; with
+--runs N, the median of each figure over the runs. The first --warmup
+seconds are left out of the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import multiprocessing as mp
@@ -38,10 +56,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from slaengine.database import connect, events, sqlite_url
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = ["CN-LOTUS-RETAIL-2026", "CN-NORTHWIND-LOGISTICS-2026", "CN-HUAXIA-BANK-2026"]
 SEVERITIES = ["urgent", "serious", "general", "consultation"]
 CHANNELS = ["phone", "email", "web", "chat"]
+
+#: One request's outcome: (finish time, latency in seconds, answered 200, events in it).
+Row = tuple[float, float, bool, int]
 
 
 def free_port() -> int:
@@ -93,46 +118,79 @@ class Ticket:
         return self.sent > len(self.steps)
 
 
+class Workload:
+    """One client's tickets: what to post next, and which events were acknowledged."""
+
+    def __init__(self, index: int, args: argparse.Namespace) -> None:
+        self.index = index
+        self.args = args
+        self.rng = random.Random(index)
+        self.serial = 0
+        self.open = [self._new_ticket() for _ in range(args.open)]
+        self.busy: set[str] = set()  # tickets with a request in flight
+        self.last: dict[str, tuple[str, list[dict]]] = {}  # each ticket's last request
+        self.acknowledged: set[str] = set()  # event ids answered 200
+
+    def _new_ticket(self) -> Ticket:
+        self.serial += 1
+        return Ticket(f"C{self.index}-T{self.serial}", self.rng)
+
+    def next_request(self) -> tuple[str, str, list[dict]]:
+        """(ticket, path, events) of the next request, on a ticket with none in flight."""
+        free = [i for i, t in enumerate(self.open) if t.name not in self.busy]
+        if not free:  # every ticket waits for an answer: a new one starts
+            self.open.append(self._new_ticket())
+            free = [len(self.open) - 1]
+        i = self.rng.choice(free)
+        ticket = self.open[i]
+        previous = self.last.get(ticket.name)
+        if previous is not None and self.rng.random() < self.args.retries:
+            path, chunk = previous  # a webhook retry: the same events again
+        else:
+            chunk = []
+            while len(chunk) < self.args.batch and not ticket.done:
+                chunk.append(ticket.next_event())
+            path = f"/v1/tickets/{ticket.name}/events"
+            self.last[ticket.name] = (path, chunk)
+            if ticket.done:
+                self.open[i] = self._new_ticket()
+        self.busy.add(ticket.name)
+        return ticket.name, path, chunk
+
+    def answered(self, ticket: str, chunk: list[dict], ok: bool) -> None:
+        self.busy.discard(ticket)
+        if ok:
+            self.acknowledged.update(event["event_id"] for event in chunk)
+
+    def body(self, chunk: list[dict]) -> bytes:
+        return json.dumps(chunk if self.args.batch > 1 else chunk[0]).encode()
+
+
 def client(
     index: int, port: int, token: str, args: argparse.Namespace, start_at: float, out: mp.Queue
 ) -> None:
-    """Post events until the run ends; send back (finish time, latency, ok, events) rows."""
-    rng = random.Random(index)
+    """Post events until the run ends; send back its rows and the acknowledged event ids."""
+    work = Workload(index, args)
+    if args.rate:
+        rows = asyncio.run(open_loop(work, port, token, start_at))
+    else:
+        rows = closed_loop(work, port, token, start_at)
+    out.put((rows, sorted(work.acknowledged)))
+
+
+def closed_loop(work: Workload, port: int, token: str, start_at: float) -> list[Row]:
+    """One connection, the next request as soon as the last is answered."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    serial = 0
-
-    def new_ticket() -> Ticket:
-        nonlocal serial
-        serial += 1
-        return Ticket(f"C{index}-T{serial}", rng)
-
-    open_tickets = [new_ticket() for _ in range(args.open)]
-    rows: list[tuple[float, float, bool, int]] = []
-    last: tuple[str, list] | None = None
+    rows: list[Row] = []
     while time.time() < start_at:
         time.sleep(0.001)
-    stop_at = start_at + args.seconds
-    while True:
-        now = time.time()
-        if now >= stop_at:
-            break
-        if last is not None and rng.random() < args.retries:
-            path, chunk = last  # a webhook retry: the same events again
-        else:
-            i = rng.randrange(len(open_tickets))
-            ticket = open_tickets[i]
-            chunk = []
-            while len(chunk) < args.batch and not ticket.done:
-                chunk.append(ticket.next_event())
-            if ticket.done:
-                open_tickets[i] = new_ticket()
-            path = f"/v1/tickets/{ticket.name}/events"
-            last = (path, chunk)
-        body = json.dumps(chunk if args.batch > 1 else chunk[0])
+    stop_at = start_at + work.args.seconds
+    while time.time() < stop_at:
+        ticket, path, chunk = work.next_request()
         t0 = time.perf_counter()
         try:
-            conn.request("POST", path, body, headers)
+            conn.request("POST", path, work.body(chunk), headers)
             response = conn.getresponse()
             response.read()
             ok = response.status == 200
@@ -141,8 +199,78 @@ def client(
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             ok = False
         rows.append((time.time(), time.perf_counter() - t0, ok, len(chunk)))
+        work.answered(ticket, chunk, ok)
     conn.close()
-    out.put(rows)
+    return rows
+
+
+class Connection:
+    """A keep-alive HTTP/1.1 connection on asyncio streams: just what posting events needs."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.head = (
+            f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\n"
+        ).encode()
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def post(self, path: str, body: bytes) -> int:
+        """The status of one POST; the connection is reopened after a failure."""
+        if self.streams is None:
+            self.streams = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self.streams
+        try:
+            writer.write(
+                b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n%s"
+                % (path.encode(), self.head, len(body), body)
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            return int(head[9:12])
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            writer.close()
+            self.streams = None
+            return 0
+
+
+async def open_loop(work: Workload, port: int, token: str, start_at: float) -> list[Row]:
+    """Requests due at a fixed rate, each on a free connection, whatever the answers."""
+    args = work.args
+    interval = args.clients / args.rate
+    free: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(args.connections):
+        free.put_nowait(Connection(port, token))
+    rows: list[Row] = []
+
+    async def send(due: float) -> None:
+        conn = await free.get()
+        ticket, path, chunk = work.next_request()
+        status = await conn.post(path, work.body(chunk))
+        free.put_nowait(conn)
+        now = time.time()
+        rows.append((now, now - due, status == 200, len(chunk)))
+        work.answered(ticket, chunk, status == 200)
+
+    # The clients start a fraction of an interval apart, so their requests interleave.
+    due = start_at + interval * work.index / args.clients
+    stop_at = start_at + args.seconds
+    tasks = set()
+    while due < stop_at:
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(send(due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        due += interval
+    await asyncio.gather(*tasks)
+    return rows
 
 
 def _stat(pid: int) -> list[str]:
@@ -183,6 +311,7 @@ class Result:
     median_window_p99_ms: float
     server_cpu_ms_per_event: float
     load: float
+    unstored: int  # events answered 200 that the store does not hold
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -225,7 +354,12 @@ def run_once(args: argparse.Namespace, database: str | None, serve_args: list[st
         cpu_from_at = start_at + args.warmup
         time.sleep(args.warmup)
         cpu_from = cpu_seconds(server.pid)
-        rows = [row for _ in procs for row in out.get()]
+        rows: list[Row] = []
+        acknowledged: set[str] = set()
+        for _ in procs:
+            client_rows, client_acknowledged = out.get()
+            rows += client_rows
+            acknowledged.update(client_acknowledged)
         cpu_used = cpu_seconds(server.pid) - cpu_from
         load = os.getloadavg()[0]
         for p in procs:
@@ -236,11 +370,12 @@ def run_once(args: argparse.Namespace, database: str | None, serve_args: list[st
             server.wait(15)
         except subprocess.TimeoutExpired:
             server.kill()
+    unstored = len(acknowledged - stored_event_ids(database or sqlite_url(data)))
     measured = [r for r in rows if r[0] >= cpu_from_at]
     span = start_at + args.seconds - cpu_from_at
     events = sum(r[3] for r in measured if r[2])
     latencies = [r[1] for r in measured]
-    windows: dict[int, list[tuple[float, float, bool, int]]] = {}
+    windows: dict[int, list[Row]] = {}
     for r in measured:
         windows.setdefault(int(r[0] - cpu_from_at), []).append(r)
     full = [w for k, w in windows.items() if k < int(span)]
@@ -255,7 +390,18 @@ def run_once(args: argparse.Namespace, database: str | None, serve_args: list[st
         * 1000,
         server_cpu_ms_per_event=cpu_used * 1000 / max(events, 1),
         load=load,
+        unstored=unstored,
     )
+
+
+def stored_event_ids(url: str) -> set[str]:
+    """Every event id the service's database holds."""
+    engine = connect(url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.select(events.c.event_id)).scalars())
+    finally:
+        engine.dispose()
 
 
 def show(label: str, r: Result) -> None:
@@ -263,7 +409,8 @@ def show(label: str, r: Result) -> None:
         f"{label}: {r.events_per_s:,.0f} events/s; latency p50 {r.p50_ms:.1f} ms, "
         f"p99 {r.p99_ms:.1f} ms; errors {r.errors}/{r.requests}; per-second windows: median "
         f"{r.median_window_rate:,.0f} events/s, median p99 {r.median_window_p99_ms:.1f} ms; "
-        f"server CPU {r.server_cpu_ms_per_event:.3f} ms/event; load {r.load:.2f}",
+        f"server CPU {r.server_cpu_ms_per_event:.3f} ms/event; load {r.load:.2f}; "
+        f"acknowledged but not stored: {r.unstored}",
         flush=True,
     )
 
@@ -275,6 +422,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--open", type=int, default=50, help="open tickets per client")
     parser.add_argument("--batch", type=int, default=1, help="events per request")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="open loop: events/s offered in all (0: closed loop)"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=8, help="open loop: connections per client"
+    )
     parser.add_argument("--retries", type=float, default=0.01, help="share of repeated posts")
     parser.add_argument("--runs", type=int, default=1, help="runs; medians printed")
     where = parser.add_mutually_exclusive_group()
@@ -296,8 +449,14 @@ def main() -> None:
             raise SystemExit("PostgreSQL server binaries not found (scripts/ensure-postgres.sh)")
         cluster = PostgresCluster(bindir, fsync=True).start()
     kind = "PostgreSQL (throwaway, fsync on)" if cluster else args.database or "SQLite (embedded)"
+    load = (
+        f"open loop: {args.rate:,.0f} events/s offered on {args.clients} x {args.connections} "
+        "connections"
+        if args.rate
+        else f"closed loop: {args.clients} connections"
+    )
     print(
-        f"database: {kind}; clients {args.clients} x {args.open} open tickets; "
+        f"database: {kind}; {load}; clients {args.clients} x {args.open} open tickets; "
         f"batch {args.batch}; {args.seconds - args.warmup:.0f} s measured per run; "
         f"load before {os.getloadavg()[0]:.2f}; serve {' '.join(args.serve_args) or '(defaults)'}",
         flush=True,
