@@ -278,9 +278,14 @@ class SlaApi(FastAPI):
                 await refusal(scope, receive, send)
                 return
         started = time.perf_counter()
-        match = _EVENTS_PATH.fullmatch(scope["path"]) if scope["method"] == "POST" else None
+        match = _EVENTS_PATH.fullmatch(scope["path"])
         if match is not None:
-            await self._post_events(match[1], scope, receive, send)
+            if scope["method"] == "POST":
+                await self._post_events(match[1], scope, receive, send)
+            else:
+                refusal = _error(405, f"method {scope['method']} not allowed; use POST", "")
+                refusal.headers["allow"] = "POST"
+                await refusal(scope, receive, send)
             latency = self.events_latency
         else:
             await super().__call__(scope, receive, send)
