@@ -103,3 +103,16 @@ def test_a_failed_transaction_leaves_nothing(store):
     with store.transaction(["T1"]) as tx:  # the connection went back to the pool usable
         tx.add_events([event("T1", 0)])
     assert store.events("T1") == [event("T1", 0)]
+
+
+def test_a_write_the_database_refuses_fails_the_transaction_and_leaves_nothing(store):
+    with store.transaction(["T1"]) as tx:
+        tx.add_events([event("T1", 0)])
+    # On PostgreSQL the writes are pipelined: the refusal surfaces at the commit.
+    with pytest.raises(Exception, match="(?i)unique|duplicate"), store.transaction(["T1"]) as tx:
+        tx.add_events([event("T1", 1)])
+        tx.add_events([event("T1", 0)])  # the key is taken
+    assert store.events("T1") == [event("T1", 0)]
+    for _ in range(3):  # every pooled connection is usable again
+        with store.transaction(["T1"]) as tx:
+            assert tx.event_counts(["T1"]) == {"T1": 1}
