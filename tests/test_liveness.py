@@ -113,7 +113,7 @@ def test_a_restart_under_a_name_waits_for_a_probe_holding_it(store, database_url
     restarted = SqlStore.open(database_url)
     started: list[int] = []
     try:
-        with store.liveness.probe("w1", store.engine) as conn:
+        with store.liveness.probe("w1", store.engine.begin) as conn:
             assert conn is not None  # dead: the probe holds its lock
             thread = threading.Thread(target=lambda: started.append(restarted.start_worker("w1")))
             thread.start()
@@ -122,7 +122,7 @@ def test_a_restart_under_a_name_waits_for_a_probe_holding_it(store, database_url
             conn.execute(outbox.update().values(claimed_by=None, claimed_until=None))
         thread.join(5)
         assert started == [0]  # the probe freed them first
-        with store.liveness.probe("w1", store.engine) as conn:
+        with store.liveness.probe("w1", store.engine.begin) as conn:
             assert conn is None  # alive again
     finally:
         restarted.liveness.close()
@@ -136,10 +136,10 @@ def test_a_worker_whose_lock_file_was_removed_locks_the_new_one(tmp_path):
     assert len(store.claim(T0, "w1")) == 1
     path = store.liveness.path("w1")
     path.unlink()  # an over-eager clean-up
-    with other.liveness.probe("w1", other.engine) as conn:
+    with other.liveness.probe("w1", other.engine.begin) as conn:
         assert conn is not None  # the new file is unlocked: w1 looks dead for now
     store.claim(T0, "w1")  # its next round locks the file on disk again
-    with other.liveness.probe("w1", other.engine) as conn:
+    with other.liveness.probe("w1", other.engine.begin) as conn:
         assert conn is None
     for each in (store, other):
         each.liveness.close()
@@ -151,7 +151,7 @@ def test_a_worker_whose_postgres_session_dropped_takes_its_lock_again(postgres: 
     store, other = SqlStore.open(url), SqlStore.open(url)
     try:
         store.start_worker("w1")
-        with other.liveness.probe("w1", other.engine) as conn:
+        with other.liveness.probe("w1", other.engine.begin) as conn:
             assert conn is None
         with store.engine.begin() as conn:
             killed = conn.execute(
@@ -162,10 +162,10 @@ def test_a_worker_whose_postgres_session_dropped_takes_its_lock_again(postgres: 
             ).all()
         assert killed == [(True,)]
         time.sleep(0.2)
-        with other.liveness.probe("w1", other.engine) as conn:
+        with other.liveness.probe("w1", other.engine.begin) as conn:
             assert conn is not None  # the server dropped the session, and the lock
         assert store.start_worker("w1") == 0  # every claim starts with this: the lock is back
-        with other.liveness.probe("w1", other.engine) as conn:
+        with other.liveness.probe("w1", other.engine.begin) as conn:
             assert conn is None
     finally:
         for each in (store, other):

@@ -47,6 +47,9 @@ from sqlalchemy.engine import Engine as SqlEngine
 
 from slaengine.errors import SlaEngineError
 
+#: Opens a write transaction on the database: ``with begin() as conn: ...``.
+Transaction = Callable[[], AbstractContextManager[Connection]]
+
 #: How long taking a worker's lock waits for a probe of another worker (which
 #: holds it for one short transaction) before deciding a live worker has the name.
 HOLD_WAIT_SECONDS = 10.0
@@ -110,8 +113,8 @@ class Liveness(ABC):
             self.release(name)
 
     @contextmanager
-    def probe(self, name: str, engine: SqlEngine) -> Iterator[Connection | None]:
-        """A connection in a transaction if ``name``'s worker is dead, else None.
+    def probe(self, name: str, begin: Transaction) -> Iterator[Connection | None]:
+        """A connection in a transaction (from ``begin()``) if ``name``'s worker is dead, else None.
 
         The dead worker's lock is held until the transaction has committed,
         so whatever the transaction frees cannot have been claimed by a new
@@ -120,7 +123,7 @@ class Liveness(ABC):
         if name in self._held:
             yield None
             return
-        with self._probe(name, engine) as conn:
+        with self._probe(name, begin) as conn:
             yield conn
 
     def _wait_for(self, name: str) -> Any:
@@ -152,7 +155,7 @@ class Liveness(ABC):
         """Where ``name``'s lock lives, for an error message."""
 
     @abstractmethod
-    def _probe(self, name: str, engine: SqlEngine) -> AbstractContextManager[Connection | None]:
+    def _probe(self, name: str, begin: Transaction) -> AbstractContextManager[Connection | None]:
         """:meth:`probe` for a name this process does not hold."""
 
 
@@ -172,9 +175,9 @@ class ProcessLiveness(Liveness):
         return "in this process"
 
     @contextmanager
-    def _probe(self, name: str, engine: SqlEngine) -> Iterator[Connection | None]:
+    def _probe(self, name: str, begin: Transaction) -> Iterator[Connection | None]:
         # ``name`` is not held in the one process there is: its worker is gone.
-        with engine.begin() as conn:
+        with begin() as conn:
             yield conn
 
 
@@ -225,7 +228,7 @@ class FileLiveness(Liveness):
         return f"lock file {self.path(name)}"
 
     @contextmanager
-    def _probe(self, name: str, engine: SqlEngine) -> Iterator[Connection | None]:
+    def _probe(self, name: str, begin: Transaction) -> Iterator[Connection | None]:
         fd = self._open(name)
         try:
             try:
@@ -233,7 +236,7 @@ class FileLiveness(Liveness):
             except BlockingIOError:
                 yield None
                 return
-            with engine.begin() as conn:
+            with begin() as conn:
                 yield conn
         finally:
             os.close(fd)
@@ -318,8 +321,8 @@ class AdvisoryLiveness(Liveness):
         return f"PostgreSQL advisory lock ({_SPACE}, {_key(name)})"
 
     @contextmanager
-    def _probe(self, name: str, engine: SqlEngine) -> Iterator[Connection | None]:
-        with engine.begin() as conn:
+    def _probe(self, name: str, begin: Transaction) -> Iterator[Connection | None]:
+        with begin() as conn:
             dead = conn.execute(_TRY_XACT_LOCK, {"space": _SPACE, "key": _key(name)}).scalar()
             yield conn if dead else None
 

@@ -31,6 +31,8 @@ ARGS_ENV = "SLAENGINE_SERVE_ARGS"
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: a line per delivered escalation.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _tenants(values: list[str] | None, default_rulesets: str) -> dict[str, str]:

@@ -20,13 +20,14 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.pool import StaticPool
 
@@ -212,7 +213,7 @@ class SqlStore:
         freed: list[int] = []
 
         def take_back() -> None:
-            with self.engine.begin() as conn:
+            with self._writing() as conn:
                 freed.append(_free_claims(conn, worker))
 
         self.liveness.hold(worker, take_back)
@@ -253,7 +254,7 @@ class SqlStore:
         )
         if self.postgres:
             query = query.with_for_update(skip_locked=True)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             ids = [row.id for row in conn.execute(query)]
             if not ids:
                 return []
@@ -295,10 +296,29 @@ class SqlStore:
         with self.engine.connect() as conn:
             names = list(conn.execute(holders).scalars())
         for name in names:
-            with self.liveness.probe(name, self.engine) as conn:
+            with self.liveness.probe(name, self._writing) as conn:
                 if conn is not None:
-                    freed = _free_claims(conn, name)
+                    freed = _free_claims(conn, name, due_by=now)
                     log.warning("worker %s is dead: freed the %d deliveries it held", name, freed)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction of the outbox, queued on the writer lock of an SQLite file.
+
+        Workers record every delivery: on the lock, a waiting writer wakes the
+        moment the other commits, not after one of SQLite's busy sleeps.
+        """
+        if self.write_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        fd = os.open(self.write_lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor is closed
+            with self.engine.begin() as conn:
+                yield conn
+        finally:
+            os.close(fd)
 
     def finish(
         self,
@@ -319,7 +339,7 @@ class SqlStore:
         else:
             statement = _FINISH_DEAD
             values["error"] = error
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(statement, values)
 
     def outbox_rows(self, ticket_id: str | None = None) -> list[dict[str, Any]]:
@@ -349,17 +369,18 @@ _FINISH_RETRY = _finish(last_error=sa.bindparam("error"), fire_at=sa.bindparam("
 _FINISH_DEAD = _finish(state=DEAD, last_error=sa.bindparam("error"))
 
 
-def _free_claims(conn: Any, worker: str) -> int:
-    """Free the pending rows ``worker`` holds, in every tenant; how many.
+def _free_claims(conn: Any, worker: str, due_by: datetime | None = None) -> int:
+    """Free the pending rows ``worker`` holds (due by ``due_by``), in every tenant; how many.
 
     Only for a worker known dead: a row it sent but did not record is sent
-    again, with the same idempotency key.
+    again, with the same idempotency key. ``due_by`` keeps the search to the
+    due rows (an index range) when many rows are pending; the dead worker's
+    later rows are freed when they come due.
     """
-    result = conn.execute(
-        outbox.update()
-        .where(outbox.c.claimed_by == worker, outbox.c.state == PENDING)
-        .values(claimed_by=None, claimed_until=None)
-    )
+    where = [outbox.c.claimed_by == worker, outbox.c.state == PENDING]
+    if due_by is not None:
+        where.append(outbox.c.fire_at <= due_by)
+    result = conn.execute(outbox.update().where(*where).values(claimed_by=None, claimed_until=None))
     return int(result.rowcount)
 
 
