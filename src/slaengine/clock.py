@@ -700,15 +700,17 @@ class _Metric:
                 "history": (),
             }
             return _trusted(MetricStatus, _NOT_STARTED_FIELDS, values)
-        history = tuple([c.record() for c in self.history]) if self.history else ()
+        history: tuple[CycleRecord, ...] = ()
         met = breached = cancelled = 0
-        for record in history:
-            if record.outcome == "met":
-                met += 1
-            elif record.outcome == "breached":
-                breached += 1
-            else:
-                cancelled += 1
+        if self.history:
+            history = tuple([c.record() for c in self.history])
+            for record in history:
+                if record.outcome == "met":
+                    met += 1
+                elif record.outcome == "breached":
+                    breached += 1
+                else:
+                    cancelled += 1
         m = cycle.measure(at)
         budget, consumed, due, state = m.budget, m.consumed, m.due, m.state
         active = cycle.stopped_at is None
@@ -744,9 +746,9 @@ class _Metric:
             "active": active,
             "paused": active and cycle.open_at is None,
             "cycle": cycle.number,
-            "target": target.target if target else None,
+            "target": target.target if target is not None else None,
             "target_seconds": budget / _US_PER_S if budget is not None else None,
-            "calendar": target.calendar if target else None,
+            "calendar": target.calendar if target is not None else None,
             "started_at": started_at,
             "target_since": started_at if cycle.since == cycle.started_at else _utc(cycle.since),
             "due_at": due_at,

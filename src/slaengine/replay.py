@@ -89,8 +89,12 @@ def replay(
         raise ValueError("window must be at least 1")
     open_clocks: OrderedDict[str, TicketClock] = OrderedDict()
     closed = _Recent(max(RECENT_TICKETS, window))
+    last_id, last = "", None  # the previous event's ticket: already open, already last
     for event in events:
         ticket_id = event.ticket_id
+        if ticket_id == last_id and last is not None:
+            last.apply(event)
+            continue
         clock = open_clocks.get(ticket_id)
         if clock is None:
             if ticket_id in closed.ids:
@@ -106,6 +110,7 @@ def replay(
             clock = open_clocks[ticket_id] = TicketClock(policy, ticket_id)
         elif window > 1:
             open_clocks.move_to_end(ticket_id)
+        last_id, last = ticket_id, clock
         clock.apply(event)
     while open_clocks:
         done_id, done = open_clocks.popitem(last=False)
