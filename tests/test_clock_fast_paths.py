@@ -87,6 +87,14 @@ def test_a_status_built_without_validation_still_copies_and_compares_as_a_model(
     assert copy.state == "met" and status.state == "running"
     assert status.model_copy() == status
     assert "state" in copy.model_fields_set
+    # the set of given fields is shared by statuses: a copy must not change it for the others
+    policy = ExamplePolicy("from_start", MORE_METRICS)
+    not_started = status_at(events, t("Mon 23 Nov 10:00"), policy)["workaround"]
+    assert not_started.state == "not_started" and "history" not in not_started.model_fields_set
+    assert "history" in not_started.model_copy(update={"history": ()}).model_fields_set
+    again = status_at(events, t("Mon 23 Nov 11:00"), policy)["workaround"]
+    assert "history" not in again.model_fields_set
+    assert "history" not in not_started.model_fields_set
     with pytest.raises(ValueError, match="frozen"):
         status.state = "met"  # type: ignore[misc]
 
