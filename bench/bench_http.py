@@ -371,8 +371,9 @@ def run_once(args: argparse.Namespace, database: str | None, serve_args: list[st
         except subprocess.TimeoutExpired:
             server.kill()
     unstored = len(acknowledged - stored_event_ids(database or sqlite_url(data)))
-    measured = [r for r in rows if r[0] >= cpu_from_at]
+    # Requests answered after the offered period (a backlog draining) are left out.
     span = start_at + args.seconds - cpu_from_at
+    measured = [r for r in rows if cpu_from_at <= r[0] < cpu_from_at + span]
     events = sum(r[3] for r in measured if r[2])
     latencies = [r[1] for r in measured]
     windows: dict[int, list[Row]] = {}
