@@ -73,12 +73,8 @@ class Liveness(ABC):
         self._held: dict[str, Any] = {}  # name -> what keeps its lock (a descriptor, a connection)
         self._mutex = threading.Lock()
 
-    def holds(self, name: str) -> bool:
-        """Whether this process holds ``name``'s lock."""
-        return name in self._held
-
-    def hold(self, name: str, on_taken: Callable[[], object] = lambda: None) -> bool:
-        """Hold ``name``'s lock from now on; whether it was taken by this call.
+    def hold(self, name: str, on_taken: Callable[[], object] = lambda: None) -> None:
+        """Hold ``name``'s lock from now on.
 
         Called before every claim, so it also checks that a lock already held
         still is (a dropped database connection loses it) and takes it again.
@@ -90,16 +86,18 @@ class Liveness(ABC):
         with self._mutex:
             handle = self._held.get(name)
             if handle is not None:
-                if not self._still_held(name, handle):
-                    self._held[name] = self._wait_for(name)
-                return False
+                if self._still_held(name, handle):
+                    return
+                del self._held[name]
+                self._drop(name, handle)
+                self._held[name] = self._wait_for(name)  # lost: take it again
+                return
             self._held[name] = self._wait_for(name)
             try:
                 on_taken()
             except BaseException:
                 self.release(name)  # the next claim tries again
                 raise
-            return True
 
     def release(self, name: str) -> None:
         """Let go of ``name``'s lock (the worker stops); other workers see it dead."""
@@ -216,10 +214,7 @@ class FileLiveness(Liveness):
         except FileNotFoundError:
             return False
         mine = os.fstat(handle)
-        if (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino):
-            return True
-        os.close(handle)
-        return False
+        return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
 
     def _drop(self, name: str, handle: int) -> None:
         os.close(handle)  # closing the descriptor releases the flock
@@ -297,12 +292,9 @@ class AdvisoryLiveness(Liveness):
         try:
             with handle.cursor() as cursor:
                 cursor.execute("SELECT 1")
-            return True
         except Exception:
-            self._conn = None
-            with contextlib.suppress(Exception):  # already broken
-                handle.close()
             return False
+        return True
 
     def _drop(self, name: str, handle: Any) -> None:
         if handle is not self._conn:
@@ -311,11 +303,13 @@ class AdvisoryLiveness(Liveness):
             if self._held:
                 with handle.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_unlock(%s, %s)", (_SPACE, _key(name)))
-            else:  # the last lock: the connection goes, and the lock with it
-                self._conn = None
-                handle.close()
+                return
         except Exception:
-            self._conn = None  # the connection is gone, and the lock with it
+            pass  # the connection is broken, and its locks are gone
+        # The last lock, or a broken connection: close it (and the lock goes with it).
+        self._conn = None
+        with contextlib.suppress(Exception):
+            handle.close()
 
     def _where(self, name: str) -> str:
         return f"PostgreSQL advisory lock ({_SPACE}, {_key(name)})"
