@@ -142,7 +142,7 @@ class Liveness(ABC):
 
     @abstractmethod
     def _still_held(self, name: str, handle: Any) -> bool:
-        """Whether the lock ``handle`` keeps is still ``name``'s (else it is let go)."""
+        """Whether the lock ``handle`` keeps is still ``name``'s (a lost one is taken again)."""
 
     @abstractmethod
     def _drop(self, name: str, handle: Any) -> None:
@@ -254,7 +254,8 @@ class AdvisoryLiveness(Liveness):
     """PostgreSQL advisory locks, held on a connection of their own (not from the pool).
 
     Two names whose 32-bit keys collide look like one worker: a dead one is
-    then taken for alive (its rows wait out their lease), never the reverse.
+    then taken for alive (its rows wait out their lease) and the second of
+    two live ones cannot start; never is a live worker taken for dead.
     """
 
     def __init__(self, engine: SqlEngine) -> None:
