@@ -76,10 +76,71 @@ def calibration() -> str:
     return f"calibration sum(range(1000)): {statistics.median(times) / 1000:.1f} us"
 
 
+def stages(engine: Engine, batch: list[dict], repeats: int) -> None:
+    """CPU µs per ticket of each stage of ``evaluate_many`` (collector off), medians."""
+    import gc
+
+    from slaengine.calendar import epoch_us
+    from slaengine.decision import filled
+    from slaengine.engine import _TICKETS
+
+    parsed = _TICKETS.validate_python(batch)
+    routes = [engine._version_for(t) for t in parsed]
+    starts = [epoch_us(t.created_at) for t in parsed]
+
+    def key(t, route, start):
+        version, overrides = route
+        return (tuple(overrides.items()) if overrides else None, version.reader.key(t, None, start))
+
+    matches = [r[0].known[key(t, r, s)] for t, r, s in zip(parsed, routes, starts, strict=True)]
+
+    def due_times(match, start):
+        return [
+            calendar.add_from_epoch(start, amount)
+            if days is None
+            else calendar.add_days_from_epoch(start, days)
+            for _, _, calendar, amount, days in match.due
+        ]
+
+    dues = [due_times(m, s) for m, s in zip(matches, starts, strict=True)]
+
+    def build():
+        for m, t, ds in zip(matches, parsed, dues, strict=True):
+            targets = {d[0]: filled(d[1], due_at=x) for d, x in zip(m.due, ds, strict=True)}
+            filled(m.decision, ticket_id=t.id, targets=targets)
+
+    steps = {
+        "validate the mappings": lambda: _TICKETS.validate_python(batch),
+        "contract route + version": lambda: [engine._version_for(t) for t in parsed],
+        "created_at to epoch us": lambda: [epoch_us(t.created_at) for t in parsed],
+        "key + cached match": lambda: [
+            r[0].known.get(key(t, r, s)) for t, r, s in zip(parsed, routes, starts, strict=True)
+        ],
+        "due times": lambda: [due_times(m, s) for m, s in zip(matches, starts, strict=True)],
+        "Decision + MetricTargets": build,
+        "evaluate_many (all)": lambda: engine.evaluate_many(batch),
+    }
+    cpu: dict[str, list[float]] = {name: [] for name in steps}
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for name, step in steps.items():
+                c0 = time.process_time()
+                step()
+                cpu[name].append((time.process_time() - c0) / len(batch) * 1e6)
+    finally:
+        gc.enable()
+    for name, values in cpu.items():
+        print(f"  {name:26s} {statistics.median(values):5.1f} us CPU per ticket")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tickets", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--stages", action="store_true", help="also time each stage of evaluate_many"
+    )
     args = parser.parse_args()
 
     engine = Engine.from_directory(ROOT / "rulesets")
@@ -93,6 +154,10 @@ def main() -> None:
         f"median {rate:,.0f} tickets/s  (runs: {', '.join(f'{r:,.0f}' for r in rates)}); "
         f"per CPU second: median {cpu:,.0f} tickets/s"
     )
+
+    if args.stages:
+        print("stages of evaluate_many (cyclic collector off):")
+        stages(engine, batch, args.repeats)
 
     from slaengine.ticket import parse_ticket
 
