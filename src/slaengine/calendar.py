@@ -49,7 +49,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_package
@@ -57,7 +57,15 @@ from pydantic import BaseModel, ConfigDict
 
 from slaengine.errors import CalendarError, NaiveDatetimeError
 
-__all__ = ["Calendar", "CalendarDefinition", "FIRST_YEAR", "LAST_YEAR", "WEEKDAYS", "epoch_us"]
+__all__ = [
+    "Calendar",
+    "CalendarDefinition",
+    "FIRST_YEAR",
+    "LAST_YEAR",
+    "WEEKDAYS",
+    "EpochArithmetic",
+    "epoch_us",
+]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: Calendars answer for instants whose local year lies in FIRST_YEAR..LAST_YEAR.
@@ -81,6 +89,18 @@ _SPILL_US = 2 * 86_400 * _US
 _SPEC_KEYS = ("always", "closed", "holidays", "hours", "special_hours", "timezone", "workdays")
 _ALWAYS_NAMES = ("always", "7x24", "24x7")
 _SPAN_RE = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*")
+
+
+class EpochArithmetic(Protocol):
+    """Business-time arithmetic on epoch microseconds (see :attr:`Calendar.arithmetic`)."""
+
+    def elapsed(self, a: int, b: int) -> int:
+        """Business time between instants ``a`` and ``b``; negative when ``b < a``."""
+        ...
+
+    def add(self, us: int, amount: int) -> int:
+        """The instant at which ``amount`` of business time after ``us`` is used up."""
+        ...
 
 
 class CalendarDefinition(BaseModel):
@@ -216,6 +236,16 @@ class Calendar:
     def is_open(self, t: datetime) -> bool:
         """Whether ``t`` lies in working time (open at opening, closed at closing)."""
         return self._timeline.is_open(_to_us(t))
+
+    @property
+    def arithmetic(self) -> EpochArithmetic:
+        """This calendar's arithmetic on epoch microseconds, for loops that hold integers.
+
+        ``elapsed(a, b)`` and ``add(us, amount)`` give what :meth:`elapsed`
+        and :meth:`add` give, without converting datetimes both ways (two to
+        three times cheaper). The clocks count with it.
+        """
+        return self._timeline
 
     def is_open_epoch(self, us: int) -> bool:
         """:meth:`is_open` for an instant in epoch microseconds (see :func:`epoch_us`)."""
