@@ -80,6 +80,16 @@ def test_values_equal_in_python_but_not_to_the_rules_are_not_confused(typed):
     assert [d.priority for d in typed.evaluate_many(batch[::-1])] == got[::-1]
 
 
+def test_items_of_tuples_are_not_confused_either(typed):
+    # A Python caller may give tuples: (True,) == (1,) in Python, not to the rules.
+    text = TYPED.replace("fields.owners: {contains: ops}", "fields.codes: {contains: true}")
+    contract = Contract(id="C-1", customer="acme", ruleset="typed")
+    library = RulesetLibrary([parse_ruleset(read_yaml(text, "typed.yaml"))], [contract])
+    with Engine(library) as engine:
+        batch = [tiny(0, codes=(True,)), tiny(1, codes=(1,)), tiny(2, codes=(True,))]
+        assert [d.priority for d in engine.evaluate_many(batch)] == ["P3", "P4", "P3"]
+
+
 def test_list_values_are_decided_without_the_value_cache(typed):
     batch = [tiny(0, owners=["ops"]), tiny(1, owners=["dev"]), tiny(2, owners=["dev", "ops"])]
     decisions = typed.evaluate_many(batch * 2)
@@ -133,6 +143,16 @@ def test_the_first_bad_ticket_of_a_batch_is_named_by_position(shipped, bad, path
     with pytest.raises(TicketError, match=message) as info:
         shipped.evaluate_many(batch)
     assert info.value.path == path
+
+
+def test_the_first_problem_in_order_is_reported(shipped):
+    from tests.test_engine import ticket
+
+    unknown = ticket(id="A", contract="NO-SUCH-CONTRACT")  # found when routing
+    naive = ticket(id="B", created_at="2026-11-23T10:00:00")  # found when parsing
+    with pytest.raises(TicketError, match="unknown contract") as info:
+        shipped.evaluate_many([unknown, naive])
+    assert info.value.path == "[0].contract"
 
 
 def test_an_item_that_is_not_a_mapping_is_named(shipped):

@@ -405,12 +405,17 @@ class Engine:
         costs a lookup of its raw field values and its due times (see
         ``_Version.decide``).
         """
+        items = tickets if isinstance(tickets, list) else list(tickets)
+        parsed = _parse_batch(items)
         extra = dict(facts) if facts else None
         decisions: list[Decision] = []
         add = decisions.append
         with _cyclic_gc_paused():
-            for i, ticket in enumerate(_parse_batch(tickets)):
+            for i, item in enumerate(items):
                 try:
+                    # A batch with a bad item is parsed ticket by ticket, so
+                    # that the first problem in order is the one reported.
+                    ticket = parse_ticket(item) if parsed is None else parsed[i]
                     compiled, overrides = self._version_for(ticket)
                     add(compiled.decide(ticket, extra, overrides))
                 except TicketError as exc:
@@ -523,6 +528,7 @@ def _cyclic_gc_paused() -> Iterator[None]:
     (bench/bench_engine.py). A batch makes no reference cycles on its normal
     path, so reference counting still frees its garbage at once; any cycle
     made meanwhile (here or in another thread) is collected after the batch.
+    The pause is process-wide: other threads' cycles wait for the batch too.
     """
     if not gc.isenabled():
         yield
@@ -534,25 +540,17 @@ def _cyclic_gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _parse_batch(tickets: Iterable[Ticket | Mapping[str, Any]]) -> list[Ticket]:
-    """Every item as a Ticket; the mappings validated together in one call.
+def _parse_batch(items: list[Ticket | Mapping[str, Any]]) -> list[Ticket] | None:
+    """Every item as a Ticket, the mappings validated together in one call.
 
-    When the batch has a bad item, items are parsed one by one to find the
-    first and name it (with its position) as a single ticket would be named.
+    None when some item is not a valid ticket: the caller then parses them
+    one by one, which names the problem as a single ticket's would be named.
     """
-    items = tickets if isinstance(tickets, list) else list(tickets)
     raw = [t for t in items if not isinstance(t, Ticket)]
-    if not raw:
-        return items
     try:
-        parsed = iter(_TICKETS.validate_python(raw))
+        parsed = iter(_TICKETS.validate_python(raw) if raw else ())
     except ValidationError:
-        for i, item in enumerate(items):
-            try:
-                parse_ticket(item)
-            except TicketError as exc:
-                raise _at(i, exc) from None
-        raise  # pragma: no cover - parse_ticket accepts what the batch refused
+        return None
     return [t if isinstance(t, Ticket) else next(parsed) for t in items]
 
 

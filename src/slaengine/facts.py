@@ -19,6 +19,11 @@ from slaengine.errors import TicketError
 from slaengine.ruleset import WEEKDAYS, CompiledRuleset
 from slaengine.ticket import Ticket
 
+#: Classes of values a key holds as they are (with their class; MISSING is an object()).
+_SCALARS = frozenset({str, int, float, bool, type(None), type(MISSING)})
+#: Stands for any other value in a key: a list cannot be hashed, so neither can the key.
+_UNKEYED: list[Any] = []
+
 
 class FieldReader:
     """Reads, checks and derives the fields one ruleset version needs from tickets."""
@@ -40,7 +45,7 @@ class FieldReader:
         # Ticket attributes have types fixed by the model and are read in one
         # call; other fields carry their type; derived facts come from the
         # creation instant in epoch microseconds.
-        seen = sorted(set(fields) | set(ruleset.model.vocabularies) - {"priority"})
+        seen = sorted(set(fields) | (set(ruleset.model.vocabularies) - {"priority"}))
         plain = [n for n in seen if n in Ticket.model_fields and n != "fields"]
         self._plain = attrgetter(*plain) if plain else None
         self._open = [ruleset.calendars[n[9:]] for n in seen if n.startswith("in_hours.")]
@@ -96,15 +101,20 @@ class FieldReader:
         result computed for one (validation included) holds for the other.
         Values of ``fields.*`` and ``facts.*`` carry their type, because
         ``1``, ``1.0`` and ``True`` are equal in Python but not to the rules.
-        Hashing the key raises TypeError when a value is a list or mapping:
-        such tickets are not keyed.
+        Any value other than text, a number, true/false or none (a list,
+        tuple or mapping, whose items could be ``1`` and ``True`` alike)
+        makes hashing the key raise TypeError: such tickets are not keyed.
         """
         return (
             self._plain(ticket) if self._plain else None,
             tuple([calendar.is_open_epoch(start_us) for calendar in self._open]),
             tuple(
                 [
-                    v if v.__class__ is str else (v.__class__, v)
+                    v
+                    if v.__class__ is str
+                    else (v.__class__, v)
+                    if v.__class__ in _SCALARS
+                    else _UNKEYED
                     for v in [get(ticket, facts) for get in self._other]
                 ]
             ),
