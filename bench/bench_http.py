@@ -66,6 +66,7 @@ SEVERITIES = ["urgent", "serious", "general", "consultation"]
 CHANNELS = ["phone", "email", "web", "chat"]
 
 #: One request's outcome: (finish time, latency in seconds, answered 200, events in it).
+#: Its start (when it was due, or sent) is finish time - latency.
 Row = tuple[float, float, bool, int]
 #: Open loop: how long requests still queued at the end of a run are waited for.
 LATE_SECONDS = 5.0
@@ -274,12 +275,12 @@ async def open_loop(work: Workload, port: int, token: str, start_at: float) -> l
         task.add_done_callback(tasks.pop)
         due += interval
     # A server that fell behind leaves requests queued: those not answered within
-    # a few seconds of the end are given up and counted as failed (in the run's
-    # last second, with the time they waited), not waited for.
+    # a few seconds of the end are given up and counted as failed (with the time
+    # they waited), not waited for.
     if tasks:
         _, late = await asyncio.wait(list(tasks), timeout=LATE_SECONDS)
         now = time.time()
-        rows += [(stop_at - 0.001, now - tasks[task], False, args.batch) for task in late]
+        rows += [(now, now - tasks[task], False, args.batch) for task in late]
         for task in late:
             task.cancel()
     return rows
@@ -383,23 +384,32 @@ def run_once(args: argparse.Namespace, database: str | None, serve_args: list[st
         except subprocess.TimeoutExpired:
             server.kill()
     unstored = len(acknowledged - stored_event_ids(database or sqlite_url(data)))
-    # Requests answered after the offered period (a backlog draining) are left out.
+    # Throughput: events answered within the measured period. Latency and errors:
+    # every request due (or sent) within it, however late it was answered, so a
+    # backlog draining after the period still counts in the percentiles.
     span = start_at + args.seconds - cpu_from_at
-    measured = [r for r in rows if cpu_from_at <= r[0] < cpu_from_at + span]
-    events = sum(r[3] for r in measured if r[2])
-    latencies = [r[1] for r in measured]
-    windows: dict[int, list[Row]] = {}
-    for r in measured:
-        windows.setdefault(int(r[0] - cpu_from_at), []).append(r)
-    full = [w for k, w in windows.items() if k < int(span)]
+    done = [r for r in rows if cpu_from_at <= r[0] < cpu_from_at + span]
+    offered = [r for r in rows if cpu_from_at <= r[0] - r[1] < cpu_from_at + span]
+    events = sum(r[3] for r in done if r[2])
+    latencies = [r[1] for r in offered]
+    answered: dict[int, list[Row]] = {}
+    for r in done:
+        answered.setdefault(int(r[0] - cpu_from_at), []).append(r)
+    due: dict[int, list[Row]] = {}
+    for r in offered:
+        due.setdefault(int(r[0] - r[1] - cpu_from_at), []).append(r)
     return Result(
         events_per_s=events / span,
         p50_ms=percentile(latencies, 0.5) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
-        errors=sum(1 for r in measured if not r[2]),
-        requests=len(measured),
-        median_window_rate=statistics.median(sum(r[3] for r in w if r[2]) for w in full),
-        median_window_p99_ms=statistics.median(percentile([r[1] for r in w], 0.99) for w in full)
+        errors=sum(1 for r in offered if not r[2]),
+        requests=len(offered),
+        median_window_rate=statistics.median(
+            sum(r[3] for r in w if r[2]) for k, w in answered.items() if k < int(span)
+        ),
+        median_window_p99_ms=statistics.median(
+            percentile([r[1] for r in w], 0.99) for k, w in due.items() if k < int(span)
+        )
         * 1000,
         server_cpu_ms_per_event=cpu_used * 1000 / max(events, 1),
         load=load,
