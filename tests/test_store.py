@@ -6,6 +6,7 @@ see tests/postgres.py for the throwaway server.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -147,13 +148,15 @@ def test_claim_takes_only_due_pending_rows_and_leases_them(store):
     assert row["claimed_by"] == "w1"
 
 
-def test_a_lapsed_lease_passes_the_row_on_and_the_first_worker_cannot_record_it(store):
+def test_a_lapsed_lease_passes_the_row_on_and_the_first_worker_cannot_record_it(store, caplog):
     store.save_ticket(record(), [item("k", 0)])
     (first,) = store.claim(T0, "w1", lease=timedelta(milliseconds=300))
     assert store.claim(T0, "w2") == []  # leased (on the wall clock, whatever `now` says)
     time.sleep(0.4)
     (second,) = store.claim(T0, "w2")
-    store.finish(first, "w1")  # w1 was presumed dead: its word no longer counts
+    with caplog.at_level(logging.WARNING, logger="slaengine.store"):
+        store.finish(first, "w1")  # w1 was presumed dead: its word no longer counts
+    assert "taken from worker w1 before its outcome was recorded" in caplog.text
     assert states(store) == {"k": PENDING}
     store.finish(second, "w2")
     row = store.outbox_rows()[0]

@@ -199,6 +199,11 @@ def worker_command(args: argparse.Namespace) -> int:
     # Let the round in progress record what it sent before the lock goes: once
     # it has, the other workers see this one dead and take whatever it holds.
     thread.join(timeout=30)
+    if thread.is_alive():
+        # A send still hangs: keep the lock (the process exit drops it), or the
+        # others would take and send again the rows this round is sending.
+        log.warning("worker %s stops with a delivery still in progress", name)
+        return 1
     sla.store.stop_worker(name)
     sla.close()
     return 0

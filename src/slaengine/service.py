@@ -21,6 +21,7 @@ receiver that honours the key acts once.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -104,13 +105,13 @@ class SlaService:
         engine: Engine,
         host: PluginHost | None = None,
         store: SqlStore | None = None,
-        worker: str = "worker",
+        worker: str | None = None,
         cache_size: int = 10_000,
     ) -> None:
         self.engine = engine
         self.host = host or PluginHost(entry_points=False)
         self.store = store or SqlStore.in_memory()
-        self.worker = worker
+        self.worker = worker or f"worker-{os.getpid()}"  # a name per process: see liveness
         self.cache_size = cache_size
         self._clocks: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()  # one writer of the clocks at a time

@@ -81,6 +81,12 @@ class SqlStore:
         self.engine = engine
         self.tenant = tenant
         self.postgres = engine.dialect.name == "postgresql"
+        if self.postgres and engine.dialect.driver != "psycopg":
+            raise ValueError(
+                f"PostgreSQL is used through the psycopg (3) driver, not "
+                f"{engine.dialect.driver!r}: write the URL as postgresql://… or "
+                "postgresql+psycopg://…"
+            )
         sqlite = engine.dialect.name == "sqlite"
         database = engine.url.database if sqlite else None
         # Writers of one SQLite file queue on a file lock beside it: a waiter
@@ -347,7 +353,16 @@ class SqlStore:
             statement = _FINISH_DEAD
             values["error"] = error
         with self._writing() as conn:
-            conn.execute(statement, values)
+            recorded = conn.execute(statement, values).rowcount
+        if not recorded:
+            # Another worker took the row meanwhile: this one was judged dead
+            # (its liveness lock was lost), so the row may be sent again.
+            log.warning(
+                "outbox row %s was taken from worker %s before its outcome was recorded; "
+                "it may be sent again (with the same idempotency key)",
+                item.id,
+                worker,
+            )
 
     def outbox_rows(self, ticket_id: str | None = None) -> list[dict[str, Any]]:
         """Outbox rows of this tenant (for reports and tests)."""
