@@ -13,10 +13,12 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from slaengine.database import connect
 from slaengine.errors import EventError
 from slaengine.hookspecs import hookimpl
 from slaengine.plugins import PluginHost
@@ -77,10 +79,35 @@ def test_the_schema_is_migrated_and_opening_again_changes_nothing(database_url):
     again = SqlStore.open(database_url)
     with again.engine.connect() as conn:
         versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-    assert [v[0] for v in versions] == ["0001"]
+    assert [v[0] for v in versions] == ["0002"]
     assert [e.event_id for e in again.events("INC-1")] == ["e1"]
     first.engine.dispose()
     again.engine.dispose()
+
+
+def test_a_database_of_the_first_schema_is_upgraded_and_keeps_its_data(database_url):
+    from alembic import command
+    from alembic.config import Config
+
+    import slaengine.database
+
+    engine = connect(database_url)
+    config = Config()
+    migrations = Path(slaengine.database.__file__).parent / "migrations"
+    config.set_main_option("script_location", str(migrations))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    engine.dispose()
+    old = SqlStore(connect(database_url))
+    old.add_events([event("e1")])  # the write path is the same on the first schema
+    old.engine.dispose()
+
+    store = SqlStore.open(database_url)
+    assert [e.event_id for e in store.events("INC-1")] == ["e1"]
+    indexes = sa.inspect(store.engine).get_indexes("outbox")
+    assert {"ix_outbox_due", "ix_outbox_ticket"} <= {i["name"] for i in indexes}
+    store.engine.dispose()
 
 
 def test_an_event_is_stored_once_and_a_retry_is_reported_as_old(store):

@@ -80,6 +80,7 @@ outbox = sa.Table(
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
     sa.UniqueConstraint("tenant_id", "key", name="uq_outbox_key"),
     sa.Index("ix_outbox_due", "state", "fire_at"),
+    sa.Index("ix_outbox_ticket", "tenant_id", "ticket_id"),
 )
 
 ruleset_reloads = sa.Table(
