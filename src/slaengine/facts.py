@@ -48,7 +48,9 @@ class FieldReader:
         seen = sorted(set(fields) | (set(ruleset.model.vocabularies) - {"priority"}))
         plain = [n for n in seen if n in Ticket.model_fields and n != "fields"]
         self._plain = attrgetter(*plain) if plain else None
-        self._open = [ruleset.calendars[n[9:]] for n in seen if n.startswith("in_hours.")]
+        self._open = [
+            ruleset.calendars[n[9:]].arithmetic for n in seen if n.startswith("in_hours.")
+        ]
         self._other = [
             self._getter(n) for n in seen if n not in plain and not n.startswith("in_hours.")
         ]
@@ -107,7 +109,7 @@ class FieldReader:
         """
         return (
             self._plain(ticket) if self._plain else None,
-            tuple([calendar.is_open_epoch(start_us) for calendar in self._open]),
+            tuple([calendar.is_open(start_us) for calendar in self._open]),
             tuple(
                 [
                     v

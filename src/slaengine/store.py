@@ -249,12 +249,7 @@ class SqlStore:
         free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < clock)
         query = (
             sa.select(outbox.c.id)
-            .where(
-                outbox.c.tenant_id == self.tenant,
-                outbox.c.state == PENDING,
-                outbox.c.fire_at <= now,
-                free,
-            )
+            .where(*self._due(now), free)
             .order_by(outbox.c.fire_at)
             .limit(limit)
         )
@@ -286,17 +281,19 @@ class SqlStore:
                 for row in rows
             ]
 
+    def _due(self, now: datetime) -> tuple[Any, ...]:
+        """Conditions of this tenant's pending outbox rows due by ``now``."""
+        return (
+            outbox.c.tenant_id == self.tenant,
+            outbox.c.state == PENDING,
+            outbox.c.fire_at <= now,
+        )
+
     def _free_claims_of_dead(self, now: datetime, clock: datetime, worker: str) -> None:
         """Free the due rows other workers hold under a lease, where the holder is dead."""
         holders = (
             sa.select(outbox.c.claimed_by)
-            .where(
-                outbox.c.tenant_id == self.tenant,
-                outbox.c.state == PENDING,
-                outbox.c.fire_at <= now,
-                outbox.c.claimed_until >= clock,
-                outbox.c.claimed_by != worker,
-            )
+            .where(*self._due(now), outbox.c.claimed_until >= clock, outbox.c.claimed_by != worker)
             .distinct()
         )
         with self.engine.connect() as conn:
