@@ -84,6 +84,11 @@ class SmtpNotifier:
         self.config, self._password = settings, password
 
     @hookimpl
+    def slaengine_escalation_actions(self) -> tuple[str, ...]:
+        """The configured action types; none without a host."""
+        return self.config.actions if self.config.host is not None else ()
+
+    @hookimpl
     def slaengine_escalate(self, context: EscalationContext, action: Action) -> bool | None:
         """Mail the action; True once the server accepted it, None when not ours."""
         if self.config.host is None or action.type not in self.config.actions:

@@ -116,6 +116,11 @@ class WebhookNotifier:
             self.config, self._secret, self._client = settings, secret or "", None
 
     @hookimpl
+    def slaengine_escalation_actions(self) -> tuple[str, ...]:
+        """The configured action types; none without a URL."""
+        return self.config.actions if self.config.url is not None else ()
+
+    @hookimpl
     def slaengine_escalate(self, context: EscalationContext, action: Action) -> bool | None:
         """POST the action; True once delivered, None when unconfigured or not ours."""
         url = self.config.url

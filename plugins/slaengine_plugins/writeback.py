@@ -130,6 +130,11 @@ class WriteBack:
         return RoutingResult(plugin=PLUGIN, ticket_id=ticket.id, applied=applied)
 
     @hookimpl
+    def slaengine_escalation_actions(self) -> tuple[str, ...]:
+        """``reassign`` and ``raise_level``; none without a base_url."""
+        return ("reassign", "raise_level") if self.config.base_url is not None else ()
+
+    @hookimpl
     def slaengine_escalate(self, context: EscalationContext, action: Action) -> bool | None:
         """Apply ``reassign`` (params group/queue/assignee) and ``raise_level`` (params level)."""
         if self.config.base_url is None:

@@ -12,7 +12,7 @@ error is reported with the plugin's name and the other plugins still run
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -86,6 +86,19 @@ def slaengine_escalate(context: EscalationContext, action: Action) -> bool | Non
     threshold, action): send it along so receivers can drop repeats. Return
     True when this plugin performed the action, None when the action is not
     for it. Raise to report failure (the caller retries or dead-letters).
+    """
+
+
+@hookspec
+def slaengine_escalation_actions() -> Collection[str] | None:
+    """The action types this plugin performs, as it is configured now.
+
+    Asked when deliveries are planned: an escalation action is owed to a
+    plugin (an outbox row, a delivery, an idempotency key) only when its
+    type is in the answer, so a plugin left unconfigured is owed nothing.
+    A plugin that does not implement this hook is owed every action, and
+    declines at delivery what is not for it (``slaengine_escalate`` returns
+    None).
     """
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.metadata
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ DEFAULT_TIMEOUT = 10.0
 #: get longer than observation hooks.
 DELIVERY_TIMEOUT = 120.0
 DELIVERY_HOOKS = ("slaengine_escalate", "slaengine_route")
+#: The escalation plugins in call order, each with the action types it takes (None: all).
+Escalators = tuple[tuple[str, frozenset[str] | None], ...]
 
 
 class PluginError(SlaEngineError):
@@ -105,6 +107,7 @@ class PluginHost:
         self.failures: list[PluginFailure] = []
         self._dists: dict[str, importlib.metadata.Distribution | None] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="slaengine-plugin")
+        self._escalators: Escalators | None = None
         if entry_points:
             self.load_entry_points()
 
@@ -132,12 +135,14 @@ class PluginHost:
         """Register ``plugin`` under ``name`` and hand it its configuration."""
         self.pm.register(plugin, name)
         self._dists[name] = dist
+        self._escalators = None
         configure = getattr(plugin, "slaengine_configure", None)
         if configure is not None:
             try:
                 configure(config=dict(config or {}))
             except Exception as exc:
                 self.pm.unregister(name=name)
+                self._escalators = None
                 raise PluginError(f"plugin {name!r} refused its configuration: {exc}") from exc
 
     def close(self) -> None:
@@ -188,6 +193,37 @@ class PluginHost:
     def implementations(self, hook: str) -> list[str]:
         """Names of the plugins implementing ``hook``, in call order."""
         return [impl.plugin_name for impl in self._impls(hook)]
+
+    def escalators(self) -> Escalators:
+        """The plugins implementing ``slaengine_escalate``, in call order, each with the
+        action types it takes (``slaengine_escalation_actions``; None: every type).
+
+        Asked once per registration, not per planning: the answer depends on a
+        plugin's configuration, which is handed over at registration. A plugin
+        whose answer fails (or is not a collection of names) is recorded as
+        failed and owed every action, as one without the hook.
+        """
+        if self._escalators is None:
+            answers = {
+                impl.plugin_name: self._call_one(impl, "slaengine_escalation_actions", {})
+                for impl in self._impls("slaengine_escalation_actions")
+            }
+            escalators = []
+            for name in self.implementations("slaengine_escalate"):
+                answer = answers.get(name)
+                takes: frozenset[str] | None = None
+                if isinstance(answer, Collection) and not isinstance(answer, str | bytes):
+                    takes = frozenset(str(kind) for kind in answer)
+                elif answer is not None and answer is not _FAILED:
+                    self._fail(
+                        name,
+                        "slaengine_escalation_actions",
+                        "error",
+                        f"answered {answer!r}, not a collection of action types",
+                    )
+                escalators.append((name, takes))
+            self._escalators = tuple(escalators)
+        return self._escalators
 
     def call_plugin(self, plugin: str, hook: str, **kwargs: Any) -> Any:
         """Call one plugin's implementation; its exception (or a TimeoutError) propagates."""

@@ -37,7 +37,7 @@ from slaengine.engine import Engine
 from slaengine.errors import EventError, TicketError, UnknownSourceError
 from slaengine.escalation import Action, EscalationContext
 from slaengine.intake import Intake
-from slaengine.plugins import PluginHost
+from slaengine.plugins import Escalators, PluginHost
 from slaengine.store import OutboxItem, SqlStore, StoreTransaction, TicketRecord
 from slaengine.ticket import Ticket, TicketEvent, require_aware
 
@@ -256,7 +256,7 @@ class SlaService:
                 results.append(statuses)
             tx.add_events([e for events in accepted.values() for e in events])
             records, plans, keys = [], [], []
-            escalators = tuple(self.host.implementations("slaengine_escalate"))
+            escalators = self.host.escalators()
             for ticket_id in changed:
                 entry = entries[ticket_id]
                 statuses = latest[ticket_id]
@@ -353,9 +353,13 @@ class SlaService:
         return MetricStatuses(clock.status(clock.latest))
 
     def _schedule(
-        self, decision: Decision, statuses: Mapping[str, MetricStatus], escalators: Sequence[str]
+        self, decision: Decision, statuses: Mapping[str, MetricStatus], escalators: Escalators
     ) -> list[OutboxItem]:
-        """The deliveries owed for a ticket as its clocks stand now (``escalators``: plugins)."""
+        """The deliveries owed for a ticket as its clocks stand now.
+
+        ``escalators``: the escalation plugins and the action types each takes
+        (:meth:`PluginHost.escalators`); an action is owed to those that take it.
+        """
         items = []
         plan = self.engine.escalation_plan(decision)
         for status in statuses.values():
@@ -380,6 +384,9 @@ class SlaService:
                     continue
                 spec = next(t for t in plan.thresholds if t.at == threshold.at)
                 for index, action in enumerate(spec.actions):
+                    takers = [p for p, takes in escalators if takes is None or action.type in takes]
+                    if not takers:
+                        continue
                     context = EscalationContext(
                         ticket_id=decision.ticket_id,
                         metric=status.metric,
@@ -395,7 +402,7 @@ class SlaService:
                     # One dump of each, shared by every plugin's (read-only) payload.
                     dumped = context.model_dump(mode="json")
                     dumped_action = action.model_dump(mode="json")
-                    for plugin in escalators:
+                    for plugin in takers:
                         items.append(
                             OutboxItem(
                                 key=f"escalate:{context.idempotency_key}:{plugin}",
@@ -483,7 +490,7 @@ def _record(
 
 
 def _plan_key(
-    decision: Decision, statuses: Mapping[str, MetricStatus], escalators: tuple[str, ...]
+    decision: Decision, statuses: Mapping[str, MetricStatus], escalators: Escalators
 ) -> tuple[Any, ...]:
     """All that :meth:`SlaService._schedule` reads: equal keys, equal deliveries.
 
