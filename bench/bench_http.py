@@ -30,6 +30,12 @@ generator costs little of the shared CPU. After each run every acknowledged
 event is looked for in the database: the figures count events that were
 really stored.
 
+Escalations are planned as a deployment plans them: the webhook plugin is
+configured (``--plugins-config``) to send the plan's ``notify`` actions to a
+receiver the bench runs, so every event that moves a clock rewrites its
+ticket's pending outbox rows (``--no-webhook``: plugins left unconfigured,
+which are owed no escalation rows at all).
+
 Printed per run: events/s, request latency p50/p99, errors, the medians
 over per-second windows (events/s and p99), the server's CPU time per event,
 the load average and whether the store holds every acknowledged event; with
@@ -51,9 +57,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -332,11 +340,38 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q))]
 
 
+class Receiver(BaseHTTPRequestHandler):
+    """The webhook's far end: takes every delivery (and counts it)."""
+
+    received = 0
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        Receiver.received += 1
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def webhook_config(data: Path, receiver_port: int) -> Path:
+    """A plugin config sending ``notify`` actions to the bench's receiver."""
+    path = data / "plugins.yaml"
+    path.write_text(
+        "plugins:\n  webhook:\n"
+        f"    url: http://127.0.0.1:{receiver_port}/sla\n    secret: bench-secret\n"
+    )
+    return path
+
+
 def run_once(args: argparse.Namespace, database: str | None, serve_args: list[str]) -> Result:
     data = Path(tempfile.mkdtemp(prefix="slaengine-bench-"))
     port = free_port()
     cmd = [sys.executable, "-m", "slaengine", "serve", "--data", str(data), "--port", str(port)]
     cmd += ["--rulesets", str(ROOT / "rulesets"), *serve_args]
+    if args.receiver_port:
+        cmd += ["--plugins-config", str(webhook_config(data, args.receiver_port))]
     if database:
         cmd += ["--database", database]
     with open(data / "server.log", "w") as log:
@@ -453,6 +488,11 @@ def main() -> None:
     )
     parser.add_argument("--retries", type=float, default=0.01, help="share of repeated posts")
     parser.add_argument("--runs", type=int, default=1, help="runs; medians printed")
+    parser.add_argument(
+        "--no-webhook",
+        action="store_true",
+        help="leave the plugins unconfigured (no escalation rows are owed)",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--database", help="database URL (default: SQLite in the data dir)")
     where.add_argument(
@@ -461,6 +501,11 @@ def main() -> None:
     parser.add_argument("serve_args", nargs="*", help="extra `slaengine serve` arguments")
     args = parser.parse_args()
     args.seconds += args.warmup
+    args.receiver_port = 0
+    if not args.no_webhook and not any(a.startswith("--plugins-config") for a in args.serve_args):
+        receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=receiver.serve_forever, daemon=True).start()
+        args.receiver_port = receiver.server_address[1]
 
     cluster = None
     if args.postgres:
@@ -478,10 +523,12 @@ def main() -> None:
         if args.rate
         else f"closed loop: {args.clients} connections"
     )
+    plugins = "webhook (notify) to a local receiver" if args.receiver_port else "unconfigured"
     print(
         f"database: {kind}; {load}; clients {args.clients} x {args.open} open tickets; "
         f"batch {args.batch}; {args.seconds - args.warmup:.0f} s measured per run; "
-        f"load before {os.getloadavg()[0]:.2f}; serve {' '.join(args.serve_args) or '(defaults)'}",
+        f"load before {os.getloadavg()[0]:.2f}; serve {' '.join(args.serve_args) or '(defaults)'}"
+        f"; plugins: {plugins}",
         flush=True,
     )
     results = []
@@ -493,6 +540,8 @@ def main() -> None:
     finally:
         if cluster is not None:
             cluster.stop()
+    if args.receiver_port:
+        print(f"webhook deliveries received: {Receiver.received}")
     if len(results) > 1:
         fields = Result.__dataclass_fields__
         medians = Result(*(statistics.median(getattr(r, f) for r in results) for f in fields))

