@@ -109,3 +109,13 @@ def test_broken_ruleset_directory_stops_evaluate_with_its_errors(tmp_path):
     result = run("evaluate", "--rulesets", str(tmp_path), "-", stdin=json.dumps(TICKET))
     assert result.returncode == 2
     assert "malformed YAML" in result.stderr
+
+
+def test_evaluate_decides_a_file_as_the_engine_decides_each_ticket(shipped):
+    """The CLI decides chunks together (evaluate_many): the same decisions as one by one."""
+    sample = RULESETS / "samples" / "tickets.jsonl"
+    result = run("evaluate", str(sample))
+    assert result.returncode == 0, result.stderr
+    tickets = [json.loads(line) for line in sample.read_text().splitlines() if line.strip()]
+    expected = [shipped.evaluate(ticket).model_dump_json() for ticket in tickets]
+    assert result.stdout.splitlines() == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -131,30 +132,54 @@ def _table(rows: list[tuple[str, ...]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+#: Tickets decided together by ``slaengine evaluate`` (one ``evaluate_many`` call).
+EVALUATE_CHUNK = 1000
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     engine = _engine(args)
     failures = 0
     for source in args.inputs or ["-"]:
-        for line, record in read_records(source):
-            try:
-                if isinstance(record, ValueError):
-                    raise record
-                decision = engine.evaluate(record, ruleset=args.ruleset, version=args.version)
-            except (SlaEngineError, ValueError) as exc:
-                failures += 1
-                where = f"{source}:{line}"
-                ident = record.get("id") if isinstance(record, dict) else None
-                print(
-                    json.dumps(
-                        {"input": where, "ticket_id": ident, "error": str(exc)}, ensure_ascii=False
-                    ),
-                    file=sys.stderr,
-                )
-                continue
-            print(decision.model_dump_json())
+        records = read_records(source)
+        while chunk := list(itertools.islice(records, EVALUATE_CHUNK)):
+            for (line, record), outcome in zip(chunk, _decide(engine, chunk, args), strict=True):
+                if isinstance(outcome, Exception):
+                    failures += 1
+                    ident = record.get("id") if isinstance(record, dict) else None
+                    problem = {
+                        "input": f"{source}:{line}",
+                        "ticket_id": ident,
+                        "error": str(outcome),
+                    }
+                    print(json.dumps(problem, ensure_ascii=False), file=sys.stderr)
+                else:
+                    print(outcome.model_dump_json())
     if failures:
         print(f"{failures} ticket(s) failed", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _decide(engine: Any, chunk: list[tuple[int, Any]], args: argparse.Namespace) -> list[Any]:
+    """Each record's decision, or the error that names what is wrong with it.
+
+    Records are decided together (``evaluate_many``, about twice as fast)
+    unless a version is forced or the chunk has a bad record: then one by
+    one, so that every bad line is reported and the others still decided.
+    """
+    if args.ruleset is None and args.version is None:
+        try:
+            return engine.evaluate_many([record for _, record in chunk])  # type: ignore[no-any-return]
+        except (SlaEngineError, ValueError, TypeError):
+            pass
+    outcomes: list[Any] = []
+    for _, record in chunk:
+        try:
+            if isinstance(record, ValueError):
+                raise record
+            outcomes.append(engine.evaluate(record, ruleset=args.ruleset, version=args.version))
+        except (SlaEngineError, ValueError) as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
