@@ -355,6 +355,13 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
+def start_receiver() -> int:
+    """Serve :class:`Receiver` on a free loopback port (a daemon thread); the port."""
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    return receiver.server_address[1]
+
+
 def webhook_config(data: Path, receiver_port: int) -> Path:
     """A plugin config sending ``notify`` actions to the bench's receiver."""
     path = data / "plugins.yaml"
@@ -503,9 +510,7 @@ def main() -> None:
     args.seconds += args.warmup
     args.receiver_port = 0
     if not args.no_webhook and not any(a.startswith("--plugins-config") for a in args.serve_args):
-        receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-        threading.Thread(target=receiver.serve_forever, daemon=True).start()
-        args.receiver_port = receiver.server_address[1]
+        args.receiver_port = start_receiver()
 
     cluster = None
     if args.postgres:

@@ -31,6 +31,7 @@ def test_an_open_loop_run_offers_its_rate_and_every_acknowledged_event_is_stored
     args = argparse.Namespace(
         seconds=6, warmup=1, clients=2, open=20, batch=1, rate=100, connections=4, retries=0.05
     )
+    args.receiver_port = bench.start_receiver()  # escalations planned for the webhook
     result = bench.run_once(args, None, [])
     assert result.errors == 0 and result.unstored == 0
     assert 80 <= result.events_per_s <= 110  # offered 100/s, answered as they came
