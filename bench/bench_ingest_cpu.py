@@ -1,0 +1,151 @@
+"""CPU cost of the ingest path per event, in process: no HTTP, no client on the same cores.
+
+    python bench/bench_ingest_cpu.py [--requests 6000] [--rounds 1,8,32] [--repeats 3]
+                                     [--postgres] [--profile]
+
+``bench_http.py`` gives the issue's figure, but on a shared 2-core machine
+its latency swings with whatever else runs. This measures what one event
+costs the service itself: the requests ``bench_http`` would post (same
+workload generator, one event each, webhook configured for notify
+actions) are parsed as the API parses them and applied with
+``SlaService.apply_many`` in rounds of a fixed size, as the ingest
+thread's group commit would take them, on a fresh SQLite file (or a
+throwaway PostgreSQL). The garbage collector is set as ``serve`` sets it.
+
+Prints, per round size, the median CPU ms per event over the repeats and
+the round durations (median, p99, max); or, with --profile, a cProfile of
+one run at the first round size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import itertools
+import json
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_http  # noqa: E402
+
+from slaengine.api import _parse_events  # noqa: E402
+from slaengine.database import sqlite_url  # noqa: E402
+from slaengine.engine import Engine  # noqa: E402
+from slaengine.plugins import PluginHost  # noqa: E402
+from slaengine.serve import GC_THRESHOLDS  # noqa: E402
+from slaengine.service import SlaService, statuses_json  # noqa: E402
+from slaengine.store import SqlStore  # noqa: E402
+
+
+def requests(n: int) -> list[tuple[str, bytes]]:
+    """(ticket, body) of n requests as one bench_http client would post them."""
+    work = bench_http.Workload(0, argparse.Namespace(open=200, batch=1, retries=0.01))
+    out = []
+    for _ in range(n):
+        ticket, _path, chunk = work.next_request()
+        out.append((ticket, json.dumps(chunk[0]).encode()))
+        work.answered(ticket, chunk, True)
+    return out
+
+
+def run(
+    bodies: list[tuple[str, bytes]], size: int, url: str, profile: cProfile.Profile | None = None
+) -> tuple[float, list[float]]:
+    """Apply every request in rounds of ``size``: (CPU s, round durations in s)."""
+    host = PluginHost({"webhook": {"url": "http://127.0.0.1:9/sla", "secret": "bench"}})
+    rounds: list[float] = []
+    with Engine.from_directory(ROOT / "rulesets") as engine:
+        service = SlaService(engine, host, SqlStore.open(url))
+        gc.collect()
+        gc.freeze()
+        before = gc.get_threshold()
+        gc.set_threshold(*GC_THRESHOLDS)
+        try:
+            cpu = time.process_time()
+            if profile is not None:
+                profile.enable()
+            for i in range(0, len(bodies), size):
+                chunk = [(t, _parse_events(t, json.loads(b))) for t, b in bodies[i : i + size]]
+                started = time.perf_counter()
+                results = service.apply_many([events for _, events in chunk])
+                rounds.append(time.perf_counter() - started)
+                for (ticket, _), result in zip(chunk, results, strict=True):
+                    if isinstance(result, Exception):
+                        raise result
+                    statuses_json(result[ticket])  # the answer's body
+            if profile is not None:
+                profile.disable()
+            used = time.process_time() - cpu
+        finally:
+            gc.unfreeze()
+            gc.set_threshold(*before)
+            service.store.engine.dispose()
+            host.close()
+    return used, rounds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=6000, help="requests (one event each)")
+    parser.add_argument("--rounds", default="1,8,32", help="round sizes, comma-separated")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per round size (median)")
+    parser.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL")
+    parser.add_argument("--profile", action="store_true", help="cProfile one run instead")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.rounds.split(",")]
+    cluster = None
+    if args.postgres:
+        from tests.postgres import PostgresCluster, find_bindir
+
+        bindir = find_bindir()
+        if bindir is None:
+            raise SystemExit("PostgreSQL server binaries not found (scripts/ensure-postgres.sh)")
+        cluster = PostgresCluster(bindir, fsync=True).start()
+    serial = itertools.count()
+
+    def url() -> str:
+        if cluster is not None:
+            return cluster.create_database(f"ingest{next(serial)}")
+        return sqlite_url(tempfile.mkdtemp(prefix="bench-ingest-"))
+
+    bodies = requests(args.requests)
+    print(
+        f"{args.requests} requests of one event; {'PostgreSQL' if cluster else 'SQLite'}; "
+        f"load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    try:
+        if args.profile:
+            profile = cProfile.Profile()
+            run(bodies, sizes[0], url(), profile)
+            pstats.Stats(profile).sort_stats("tottime").print_stats(40)
+            return
+        for size in sizes:
+            runs = [run(bodies, size, url()) for _ in range(args.repeats)]
+            per_event = [cpu / args.requests * 1000 for cpu, _ in runs]
+            durations = sorted(d * 1000 for _, rounds in runs for d in rounds)
+            print(
+                f"rounds of {size:>3}: CPU {statistics.median(per_event):.3f} ms/event "
+                f"(runs {', '.join(f'{x:.3f}' for x in per_event)}); round ms median "
+                f"{statistics.median(durations):.2f}, p99 "
+                f"{durations[int(len(durations) * 0.99)]:.2f}, max {durations[-1]:.1f}",
+                flush=True,
+            )
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    print(f"after: load average {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
