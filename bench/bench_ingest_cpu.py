@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bench_http  # noqa: E402
 
 from slaengine.api import _parse_events  # noqa: E402
-from slaengine.database import sqlite_url  # noqa: E402
+from slaengine.database import WalCheckpointer, sqlite_url  # noqa: E402
 from slaengine.engine import Engine  # noqa: E402
 from slaengine.plugins import PluginHost  # noqa: E402
 from slaengine.serve import GC_THRESHOLDS  # noqa: E402
@@ -59,13 +59,21 @@ def requests(n: int) -> list[tuple[str, bytes]]:
 
 
 def run(
-    bodies: list[tuple[str, bytes]], size: int, url: str, profile: cProfile.Profile | None = None
+    bodies: list[tuple[str, bytes]],
+    size: int,
+    url: str,
+    profile: cProfile.Profile | None = None,
+    rate: float = 0,
 ) -> tuple[float, list[float]]:
-    """Apply every request in rounds of ``size``: (CPU s, round durations in s)."""
+    """Apply every request in rounds of ``size`` (paced to ``rate`` requests/s when given,
+    as a server between arrivals), with serve's WAL checkpointer: (CPU s, round durations)."""
     host = PluginHost({"webhook": {"url": "http://127.0.0.1:9/sla", "secret": "bench"}})
     rounds: list[float] = []
     with Engine.from_directory(ROOT / "rulesets") as engine:
         service = SlaService(engine, host, SqlStore.open(url))
+        checkpointer = WalCheckpointer.for_engine(service.store.engine)
+        if checkpointer is not None:
+            checkpointer.start()
         gc.collect()
         gc.freeze()
         before = gc.get_threshold()
@@ -74,7 +82,10 @@ def run(
             cpu = time.process_time()
             if profile is not None:
                 profile.enable()
+            begun = time.perf_counter()
             for i in range(0, len(bodies), size):
+                if rate:
+                    time.sleep(max(0.0, begun + i / rate - time.perf_counter()))
                 chunk = [(t, _parse_events(t, json.loads(b))) for t, b in bodies[i : i + size]]
                 started = time.perf_counter()
                 results = service.apply_many([events for _, events in chunk])
@@ -87,6 +98,8 @@ def run(
                 profile.disable()
             used = time.process_time() - cpu
         finally:
+            if checkpointer is not None:
+                checkpointer.stop()
             gc.unfreeze()
             gc.set_threshold(*before)
             service.store.engine.dispose()
@@ -101,6 +114,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per round size (median)")
     parser.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL")
     parser.add_argument("--profile", action="store_true", help="cProfile one run instead")
+    parser.add_argument(
+        "--rate", type=float, default=0, help="pace requests to this many a second (0: flat out)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.rounds.split(",")]
     cluster = None
@@ -131,7 +147,7 @@ def main() -> None:
             pstats.Stats(profile).sort_stats("tottime").print_stats(40)
             return
         for size in sizes:
-            runs = [run(bodies, size, url()) for _ in range(args.repeats)]
+            runs = [run(bodies, size, url(), rate=args.rate) for _ in range(args.repeats)]
             per_event = [cpu / args.requests * 1000 for cpu, _ in runs]
             durations = sorted(d * 1000 for _, rounds in runs for d in rounds)
             print(

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from slaengine.database import sqlite_url
+from slaengine.database import WalCheckpointer, sqlite_url
 
 log = logging.getLogger("slaengine")
 
@@ -171,6 +171,10 @@ def serve_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     if not args.no_scheduler:
         _scheduler(sla, stop)
+    # One per database is enough: with --workers N it runs here, in the supervisor.
+    checkpointer = WalCheckpointer.for_engine(sla.store.engine)
+    if checkpointer is not None:
+        checkpointer.start()
     print(f"slaengine serving on http://{args.host}:{args.port} (OpenAPI at /docs)", flush=True)
     try:
         if args.workers > 1:
@@ -192,6 +196,8 @@ def serve_command(args: argparse.Namespace) -> int:
             uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:
         stop.set()
+        if checkpointer is not None:
+            checkpointer.stop()
         sla.close()
     return 0
 
@@ -214,6 +220,9 @@ def worker_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     _steady_gc()
+    checkpointer = WalCheckpointer.for_engine(sla.store.engine)
+    if checkpointer is not None:
+        checkpointer.start()
     thread = _scheduler(sla, stop)
     print(f"slaengine worker {name} running", flush=True)
     try:
@@ -230,6 +239,8 @@ def worker_command(args: argparse.Namespace) -> int:
         log.warning("worker %s stops with a delivery still in progress", name)
         return 1
     sla.store.stop_worker(name)
+    if checkpointer is not None:
+        checkpointer.stop()
     sla.close()
     return 0
 
