@@ -30,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ from slaengine.api import _parse_events  # noqa: E402
 from slaengine.database import WalCheckpointer, sqlite_url  # noqa: E402
 from slaengine.engine import Engine  # noqa: E402
 from slaengine.plugins import PluginHost  # noqa: E402
-from slaengine.serve import GC_THRESHOLDS  # noqa: E402
+from slaengine.serve import _steady_gc  # noqa: E402
 from slaengine.service import SlaService, statuses_json  # noqa: E402
 from slaengine.store import SqlStore  # noqa: E402
 
@@ -71,35 +72,29 @@ def run(
     rounds: list[float] = []
     with Engine.from_directory(ROOT / "rulesets") as engine:
         service = SlaService(engine, host, SqlStore.open(url))
-        checkpointer = WalCheckpointer.for_engine(service.store.engine)
-        if checkpointer is not None:
-            checkpointer.start()
-        gc.collect()
-        gc.freeze()
         before = gc.get_threshold()
-        gc.set_threshold(*GC_THRESHOLDS)
+        _steady_gc()
         try:
-            cpu = time.process_time()
-            if profile is not None:
-                profile.enable()
-            begun = time.perf_counter()
-            for i in range(0, len(bodies), size):
-                if rate:
-                    time.sleep(max(0.0, begun + i / rate - time.perf_counter()))
-                chunk = [(t, _parse_events(t, json.loads(b))) for t, b in bodies[i : i + size]]
-                started = time.perf_counter()
-                results = service.apply_many([events for _, events in chunk])
-                rounds.append(time.perf_counter() - started)
-                for (ticket, _), result in zip(chunk, results, strict=True):
-                    if isinstance(result, Exception):
-                        raise result
-                    statuses_json(result[ticket])  # the answer's body
-            if profile is not None:
-                profile.disable()
-            used = time.process_time() - cpu
+            with WalCheckpointer.for_engine(service.store.engine) or nullcontext():
+                cpu = time.process_time()
+                if profile is not None:
+                    profile.enable()
+                begun = time.perf_counter()
+                for i in range(0, len(bodies), size):
+                    if rate:
+                        time.sleep(max(0.0, begun + i / rate - time.perf_counter()))
+                    chunk = [(t, _parse_events(t, json.loads(b))) for t, b in bodies[i : i + size]]
+                    started = time.perf_counter()
+                    results = service.apply_many([events for _, events in chunk])
+                    rounds.append(time.perf_counter() - started)
+                    for (ticket, _), result in zip(chunk, results, strict=True):
+                        if isinstance(result, Exception):
+                            raise result
+                        statuses_json(result[ticket])  # the answer's body
+                if profile is not None:
+                    profile.disable()
+                used = time.process_time() - cpu
         finally:
-            if checkpointer is not None:
-                checkpointer.stop()
             gc.unfreeze()
             gc.set_threshold(*before)
             service.store.engine.dispose()

@@ -8,26 +8,16 @@ measured, and that every event the server acknowledged is in the store.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_http.py"
+from tests.conftest import load_bench
+
 pytestmark = pytest.mark.slow
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_http", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_an_open_loop_run_offers_its_rate_and_every_acknowledged_event_is_stored():
-    bench = _bench()
+    bench = load_bench("bench_http")
     args = argparse.Namespace(
         seconds=6, warmup=1, clients=2, open=20, batch=1, rate=100, connections=4, retries=0.05
     )

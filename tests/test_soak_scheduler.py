@@ -7,22 +7,11 @@ idempotency keys; one worker is killed with SIGKILL half-way and restarted.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "soak_scheduler.py"
+from tests.conftest import load_bench
+
 pytestmark = pytest.mark.slow
-
-
-def _soak():
-    spec = importlib.util.spec_from_file_location("soak_scheduler", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 ARGS = ["--tickets", "3000", "--window", "30", "--workers", "2", "--grace", "90"]
@@ -30,7 +19,7 @@ ARGS = ["--tickets", "3000", "--window", "30", "--workers", "2", "--grace", "90"
 
 @pytest.fixture(scope="module")
 def crashed() -> object:
-    return _soak().run(ARGS)
+    return load_bench("soak_scheduler").run(ARGS)
 
 
 def test_across_a_kill_no_escalation_is_lost_or_acted_on_twice(crashed) -> None:

@@ -111,6 +111,14 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite:///{(path / 'slaengine.db').resolve()}"
 
 
+def sqlite_file(engine: SqlEngine) -> str | None:
+    """The path of ``engine``'s SQLite database file; None for memory or another database."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    return database
+
+
 def connect(url: str) -> SqlEngine:
     """An SQLAlchemy engine; SQLite gets WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
@@ -171,10 +179,8 @@ class WalCheckpointer:
     @classmethod
     def for_engine(cls, engine: SqlEngine, interval: float = 0.25) -> WalCheckpointer | None:
         """A checkpointer for an SQLite file engine; None for any other database."""
-        database = engine.url.database
-        if engine.dialect.name != "sqlite" or database in (None, "", ":memory:"):
-            return None
-        return cls(database, interval)
+        path = sqlite_file(engine)
+        return None if path is None else cls(path, interval)
 
     def start(self) -> WalCheckpointer:
         self._thread = threading.Thread(target=self._run, name="slaengine-checkpoint", daemon=True)
@@ -186,17 +192,18 @@ class WalCheckpointer:
         if self._thread is not None:
             self._thread.join()
 
-    def checkpoint(self, connection: sqlite3.Connection) -> tuple[int, int, int]:
-        """One PASSIVE checkpoint: (busy, frames in the WAL, frames checkpointed)."""
-        busy, frames, done = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return busy, frames, done
+    def __enter__(self) -> WalCheckpointer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
     def _run(self) -> None:
         connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         try:
             while not self._stop.wait(self.interval):
                 try:
-                    self.checkpoint(connection)
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # keep going: the writer's checkpoint is the net
                     log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
         finally:

@@ -45,6 +45,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as SqlEngine
 
+from slaengine.database import sqlite_file
 from slaengine.errors import SlaEngineError
 
 #: Opens a write transaction on the database: ``with begin() as conn: ...``.
@@ -333,10 +334,10 @@ def liveness_for(engine: SqlEngine) -> Liveness:
         if found is not None:
             return found
         name = engine.dialect.name
-        database = engine.url.database
+        database = sqlite_file(engine)
         if name == "postgresql":
             found = AdvisoryLiveness(engine)
-        elif name == "sqlite" and database not in (None, "", ":memory:"):
+        elif database is not None:
             found = FileLiveness(Path(f"{os.path.realpath(database)}-workers"))
         elif name == "sqlite":
             found = ProcessLiveness()

@@ -142,7 +142,6 @@ class PluginHost:
                 configure(config=dict(config or {}))
             except Exception as exc:
                 self.pm.unregister(name=name)
-                self._escalators = None
                 raise PluginError(f"plugin {name!r} refused its configuration: {exc}") from exc
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,11 @@ def _steady_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def _checkpointing(sla: Any) -> AbstractContextManager[object]:
+    """The WAL checkpointer of ``sla``'s SQLite file while in use (nothing for other databases)."""
+    return WalCheckpointer.for_engine(sla.store.engine) or nullcontext()
 
 
 def _logging() -> None:
@@ -171,34 +177,30 @@ def serve_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     if not args.no_scheduler:
         _scheduler(sla, stop)
-    # One per database is enough: with --workers N it runs here, in the supervisor.
-    checkpointer = WalCheckpointer.for_engine(sla.store.engine)
-    if checkpointer is not None:
-        checkpointer.start()
     print(f"slaengine serving on http://{args.host}:{args.port} (OpenAPI at /docs)", flush=True)
-    try:
-        if args.workers > 1:
-            # Each worker process opens the database and rulesets itself; the
-            # scheduler stays here, in the supervising process.
-            settings = {k: v for k, v in vars(args).items() if k != "func"}
-            os.environ[ARGS_ENV] = json.dumps(settings)
-            uvicorn.run(
-                "slaengine.serve:worker_app",
-                factory=True,
-                workers=args.workers,
-                host=args.host,
-                port=args.port,
-                log_level="warning",
-            )
-        else:
-            app = create_app(sla)
-            _steady_gc()
-            uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    finally:
-        stop.set()
-        if checkpointer is not None:
-            checkpointer.stop()
-        sla.close()
+    # One checkpointer per database is enough: with --workers N it runs here, in the supervisor.
+    with _checkpointing(sla):
+        try:
+            if args.workers > 1:
+                # Each worker process opens the database and rulesets itself; the
+                # scheduler stays here, in the supervising process.
+                settings = {k: v for k, v in vars(args).items() if k != "func"}
+                os.environ[ARGS_ENV] = json.dumps(settings)
+                uvicorn.run(
+                    "slaengine.serve:worker_app",
+                    factory=True,
+                    workers=args.workers,
+                    host=args.host,
+                    port=args.port,
+                    log_level="warning",
+                )
+            else:
+                app = create_app(sla)
+                _steady_gc()
+                uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        finally:
+            stop.set()
+            sla.close()
     return 0
 
 
@@ -220,27 +222,23 @@ def worker_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     _steady_gc()
-    checkpointer = WalCheckpointer.for_engine(sla.store.engine)
-    if checkpointer is not None:
-        checkpointer.start()
-    thread = _scheduler(sla, stop)
-    print(f"slaengine worker {name} running", flush=True)
-    try:
-        while thread.is_alive() and not stop.is_set():
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        stop.set()
-    # Let the round in progress record what it sent before the lock goes: once
-    # it has, the other workers see this one dead and take whatever it holds.
-    thread.join(timeout=30)
-    if thread.is_alive():
-        # A send still hangs: keep the lock (the process exit drops it), or the
-        # others would take and send again the rows this round is sending.
-        log.warning("worker %s stops with a delivery still in progress", name)
-        return 1
-    sla.store.stop_worker(name)
-    if checkpointer is not None:
-        checkpointer.stop()
+    with _checkpointing(sla):
+        thread = _scheduler(sla, stop)
+        print(f"slaengine worker {name} running", flush=True)
+        try:
+            while thread.is_alive() and not stop.is_set():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            stop.set()
+        # Let the round in progress record what it sent before the lock goes: once
+        # it has, the other workers see this one dead and take whatever it holds.
+        thread.join(timeout=30)
+        if thread.is_alive():
+            # A send still hangs: keep the lock (the process exit drops it), or the
+            # others would take and send again the rows this round is sending.
+            log.warning("worker %s stops with a delivery still in progress", name)
+            return 1
+        sla.store.stop_worker(name)
     sla.close()
     return 0
 

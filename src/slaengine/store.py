@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.pool import StaticPool
 
-from slaengine.database import connect, events, outbox, tickets, upgrade
+from slaengine.database import connect, events, outbox, sqlite_file, tickets, upgrade
 from slaengine.errors import EventError
 from slaengine.liveness import liveness_for
 from slaengine.ticket import TicketEvent
@@ -89,13 +89,11 @@ class SqlStore:
                 "postgresql+psycopg://…"
             )
         sqlite = engine.dialect.name == "sqlite"
-        database = engine.url.database if sqlite else None
+        database = sqlite_file(engine)
         # Writers of one SQLite file queue on a file lock beside it: a waiter
         # wakes the moment the lock is free, where SQLite's own busy handler
         # polls with sleeps of up to 100 ms.
-        self.write_lock = (
-            f"{database}-writer.lock" if database not in (None, "", ":memory:") else None
-        )
+        self.write_lock = f"{database}-writer.lock" if database is not None else None
         # An in-memory database is one connection shared by all threads.
         self.memory_lock = (
             _MEMORY_LOCKS.setdefault(engine, threading.Lock())
