@@ -1,7 +1,8 @@
 """CPU cost of the ingest path per event, in process: no HTTP, no client on the same cores.
 
     python bench/bench_ingest_cpu.py [--requests 6000] [--rounds 1,8,32] [--repeats 3]
-                                     [--postgres] [--profile]
+                                     [--postgres] [--profile] [--rate R]
+                                     [--processes N [--locked]]
 
 ``bench_http.py`` gives the issue's figure, but on a shared 2-core machine
 its latency swings with whatever else runs. This measures what one event
@@ -15,6 +16,13 @@ throwaway PostgreSQL). The garbage collector is set as ``serve`` sets it.
 Prints, per round size, the median CPU ms per event over the repeats and
 the round durations (median, p99, max); or, with --profile, a cProfile of
 one run at the first round size.
+
+``--processes N`` runs N such writers at once on one database, as ``serve
+--workers N`` does, each on tickets of its own and on --requests of its
+own, and adds the events stored per wall second by all of them. They work
+out their rounds before taking the SQLite write lock (``optimistic``, as
+``serve --workers N`` sets it); ``--locked`` keeps the whole round under
+the lock instead, as one process does.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import cProfile
 import gc
 import itertools
 import json
+import multiprocessing as mp
 import os
 import pstats
 import statistics
@@ -32,6 +41,7 @@ import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,9 +58,9 @@ from slaengine.service import SlaService, statuses_json  # noqa: E402
 from slaengine.store import SqlStore  # noqa: E402
 
 
-def requests(n: int) -> list[tuple[str, bytes]]:
-    """(ticket, body) of n requests as one bench_http client would post them."""
-    work = bench_http.Workload(0, argparse.Namespace(open=200, batch=1, retries=0.01))
+def requests(n: int, client: int = 0) -> list[tuple[str, bytes]]:
+    """(ticket, body) of n requests as bench_http's client number ``client`` would post them."""
+    work = bench_http.Workload(client, argparse.Namespace(open=200, batch=1, retries=0.01))
     out = []
     for _ in range(n):
         ticket, _path, chunk = work.next_request()
@@ -65,17 +75,23 @@ def run(
     url: str,
     profile: cProfile.Profile | None = None,
     rate: float = 0,
+    optimistic: bool = False,
+    start: mp.synchronize.Barrier | None = None,
 ) -> tuple[float, list[float]]:
     """Apply every request in rounds of ``size`` (paced to ``rate`` requests/s when given,
-    as a server between arrivals), with serve's WAL checkpointer: (CPU s, round durations)."""
+    as a server between arrivals), with serve's WAL checkpointer: (CPU s, round durations).
+
+    ``start``: wait there for the other writers first (``--processes``)."""
     host = PluginHost({"webhook": {"url": "http://127.0.0.1:9/sla", "secret": "bench"}})
     rounds: list[float] = []
     with Engine.from_directory(ROOT / "rulesets") as engine:
-        service = SlaService(engine, host, SqlStore.open(url))
+        service = SlaService(engine, host, SqlStore.open(url), optimistic=optimistic)
         before = gc.get_threshold()
         _steady_gc()
         try:
             with WalCheckpointer.for_engine(service.store.engine) or nullcontext():
+                if start is not None:
+                    start.wait()
                 cpu = time.process_time()
                 if profile is not None:
                     profile.enable()
@@ -102,6 +118,35 @@ def run(
     return used, rounds
 
 
+def _writer(
+    index: int, args: argparse.Namespace, size: int, url: str, start: Any, out: Any
+) -> None:
+    """One of --processes writers: its own tickets, all at once with the others."""
+    bodies = requests(args.requests, client=index)
+    optimistic = not args.locked
+    out.put(run(bodies, size, url, rate=args.rate, optimistic=optimistic, start=start))
+
+
+def together(args: argparse.Namespace, size: int, url: str) -> tuple[float, float, list[float]]:
+    """--processes writers on one database: (events/s stored by all, CPU s, round durations)."""
+    start = mp.Barrier(args.processes + 1)
+    out: mp.Queue = mp.Queue()
+    procs = [
+        mp.Process(target=_writer, args=(i, args, size, url, start, out))
+        for i in range(args.processes)
+    ]
+    for proc in procs:
+        proc.start()
+    start.wait()
+    began = time.perf_counter()
+    runs = [out.get() for _ in procs]
+    wall = time.perf_counter() - began
+    for proc in procs:
+        proc.join()
+    rounds = [d for _, durations in runs for d in durations]
+    return args.requests * args.processes / wall, sum(cpu for cpu, _ in runs), rounds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=6000, help="requests (one event each)")
@@ -111,6 +156,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile one run instead")
     parser.add_argument(
         "--rate", type=float, default=0, help="pace requests to this many a second (0: flat out)"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=0, help="writers at once on one database (and events/s)"
+    )
+    parser.add_argument(
+        "--locked", action="store_true", help="with --processes: whole rounds under the lock"
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.rounds.split(",")]
@@ -140,6 +191,23 @@ def main() -> None:
             profile = cProfile.Profile()
             run(bodies, sizes[0], url(), profile)
             pstats.Stats(profile).sort_stats("tottime").print_stats(40)
+            return
+        if args.processes:
+            mode = "whole rounds under the lock" if args.locked else "optimistic"
+            print(f"writer processes at once: {args.processes} ({mode})", flush=True)
+            for size in sizes:
+                runs = [together(args, size, url()) for _ in range(args.repeats)]
+                rates = [rate for rate, _, _ in runs]
+                per_event = [cpu / (args.requests * args.processes) * 1000 for _, cpu, _ in runs]
+                durations = sorted(d * 1000 for _, _, rounds in runs for d in rounds)
+                print(
+                    f"rounds of {size:>3}: {statistics.median(rates):,.0f} events/s stored "
+                    f"(runs {', '.join(f'{x:,.0f}' for x in rates)}); CPU "
+                    f"{statistics.median(per_event):.3f} ms/event; round ms median "
+                    f"{statistics.median(durations):.2f}, p99 "
+                    f"{durations[int(len(durations) * 0.99)]:.2f}",
+                    flush=True,
+                )
             return
         for size in sizes:
             runs = [run(bodies, size, url(), rate=args.rate) for _ in range(args.repeats)]

@@ -200,9 +200,12 @@ def test_an_event_id_another_ticket_has_is_refused_alone_or_in_a_round(pair):
     assert fast.store.events("B") == [] and len(fast.store.events("D")) == 1
 
 
-def test_a_kept_clock_notices_events_another_service_stored(pair, shipped):
+@pytest.mark.parametrize("optimistic", [False, True], ids=["locked", "optimistic"])
+def test_a_kept_clock_notices_events_another_service_stored(pair, shipped, optimistic):
     fast, oracle = pair
-    other = SlaService(shipped, fast.host, fast.store)  # another process, same tenant
+    fast.optimistic = optimistic
+    # another process, same tenant
+    other = SlaService(shipped, fast.host, fast.store, optimistic=optimistic)
     stream = requests(seed=11, tickets=6, count=80)
     for n, request in enumerate(stream):
         writer = fast if n % 3 else other
@@ -211,9 +214,11 @@ def test_a_kept_clock_notices_events_another_service_stored(pair, shipped):
     assert stored_state(fast.store) == stored_state(oracle.store)
 
 
-def test_concurrent_services_on_one_tenant_lose_no_event(pair, shipped):
+@pytest.mark.parametrize("optimistic", [False, True], ids=["locked", "optimistic"])
+def test_concurrent_services_on_one_tenant_lose_no_event(pair, shipped, optimistic):
     fast, oracle = pair
-    services = [fast, SlaService(shipped, fast.host, fast.store)]
+    fast.optimistic = optimistic
+    services = [fast, SlaService(shipped, fast.host, fast.store, optimistic=optimistic)]
     # Leave out reused ids with other content: which copy wins depends on the interleaving.
     first: dict[str, TicketEvent] = {}
     stream = [
@@ -258,6 +263,77 @@ def test_concurrent_services_on_one_tenant_lose_no_event(pair, shipped):
         assert statuses_json(fresh.status(ticket_id, at)) == statuses_json(
             oracle.status(ticket_id, at)
         )
+
+
+class WritesInBetween:
+    """A store snapshot after which another service writes, before the write lock is taken."""
+
+    def __init__(self, snapshot, then) -> None:
+        self.snapshot, self.then = snapshot(), then
+
+    def __enter__(self):
+        return self.snapshot.__enter__()
+
+    def __exit__(self, *exc) -> None:
+        self.snapshot.__exit__(*exc)
+        # On a thread: were the write lock held now, it would wait, not deadlock the test.
+        writer = threading.Thread(target=self.then)
+        writer.start()
+        writer.join(10)
+        assert not writer.is_alive(), "the write lock was held while the round was worked out"
+
+
+def test_an_optimistic_round_that_another_process_overtook_is_worked_out_again(
+    shipped, tmp_path, monkeypatch
+):
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'sla.db'}")
+    fast = SlaService(shipped, store=store, optimistic=True)
+    other = SlaService(shipped, store=store)  # another process, same tenant
+    oracle = SlaService(shipped, store=store.for_tenant("oracle"), cache_size=0)
+    fields = {"contract": "CN-LOTUS-RETAIL-2026", "severity": "serious"}
+    created = TicketEvent(ticket_id="T1", event_id="e0", type="created", at=START, fields=fields)
+    # Taken by the other process while this one works out its next round.
+    pause = TicketEvent(
+        ticket_id="T1",
+        event_id="e1",
+        type="status_changed",
+        at=START + timedelta(hours=1),
+        fields={"status": "pending_customer"},
+    )
+    reply = TicketEvent(
+        ticket_id="T1", event_id="e2", type="customer_replied", at=START + timedelta(hours=3)
+    )
+    fast.apply([created])
+    monkeypatch.setattr(
+        store,
+        "snapshot",
+        lambda: WritesInBetween(SqlStore.snapshot.__get__(store), lambda: other.apply([pause])),
+    )
+    answer = fast.apply([reply])
+    for request in ([created], [pause], [reply]):
+        expected = oracle.apply(request)
+    assert statuses_json(answer["T1"]) == statuses_json(expected["T1"])
+    assert answer["T1"]["resolution"].paused  # the pause the other process stored counts
+    assert [e.event_id for e in store.events("T1")] == ["e0", "e1", "e2"]
+    assert store.ticket("T1").statuses == oracle.store.ticket("T1").statuses
+
+
+def test_an_optimistic_round_is_worked_out_once_from_its_kept_clocks(
+    shipped, tmp_path, monkeypatch
+):
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'sla.db'}")
+    fast = SlaService(shipped, store=store, optimistic=True)
+    worked: list[int] = []
+    work_out = fast._work_out
+    monkeypatch.setattr(fast, "_work_out", lambda *a: worked.append(1) or work_out(*a))
+    oracle = SlaService(shipped, store=store.for_tenant("oracle"), cache_size=0)
+    stream = requests(seed=21, tickets=8, count=120)
+    for n in range(0, len(stream), 4):
+        round_ = stream[n : n + 4]
+        got = [outcome(r) for r in fast.apply_many(round_)]
+        assert got == [outcome(r) for r in oracle.apply_many(round_)], f"round {n}"
+    assert stored_state(fast.store) == stored_state(oracle.store)
+    assert len(worked) == len(range(0, len(stream), 4))  # no round had to start over
 
 
 class Gate(SlaService):

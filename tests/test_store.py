@@ -364,3 +364,24 @@ def test_several_workers_never_fire_the_same_threshold_twice(database_url, shipp
         svc.store.engine.dispose()
     for host in hosts:
         host.close()
+
+
+def test_processes_opening_a_new_sqlite_file_at_once_take_turns_at_the_schema(tmp_path):
+    # serve --workers N, or a worker started beside serve, on a database not created yet.
+    url = f"sqlite:///{tmp_path / 'sla.db'}"
+    start, errors = threading.Barrier(4), []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            SqlStore.open(url).engine.dispose()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert SqlStore.open(url).events("T1") == []

@@ -10,9 +10,13 @@ Every row belongs to a tenant; every key starts with the tenant.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -119,6 +123,32 @@ def sqlite_file(engine: SqlEngine) -> str | None:
     return database
 
 
+def writer_lock_path(engine: SqlEngine) -> str | None:
+    """The lock file that writers of ``engine``'s SQLite file queue on; None if it has none.
+
+    Writers take it before ``BEGIN IMMEDIATE``: a waiter wakes the moment the
+    lock is free, where SQLite's own busy handler polls with sleeps of up to
+    100 ms.
+    """
+    database = sqlite_file(engine)
+    return None if database is None else f"{database}-writer.lock"
+
+
+@contextmanager
+def writer_lock(engine: SqlEngine) -> Iterator[None]:
+    """Hold the writer lock of ``engine``'s SQLite file (nothing for other databases)."""
+    path = writer_lock_path(engine)
+    if path is None:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor is closed
+        yield
+    finally:
+        os.close(fd)
+
+
 def connect(url: str) -> SqlEngine:
     """An SQLAlchemy engine; SQLite gets WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
@@ -144,13 +174,20 @@ def connect(url: str) -> SqlEngine:
 
 
 def upgrade(engine: SqlEngine) -> None:
-    """Bring the schema to the newest migration."""
+    """Bring the schema to the newest migration.
+
+    Processes that open one SQLite file at once (``serve --workers``, a
+    worker started beside ``serve``) take turns: SQLite runs each DDL
+    statement in a transaction of its own, so two upgrades at once would
+    both try to create the first table. PostgreSQL runs the migration in
+    one transaction.
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as connection:
+    with writer_lock(engine), engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

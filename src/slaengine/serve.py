@@ -131,6 +131,8 @@ def _app(args: argparse.Namespace, worker: str) -> Any:
     sla = SlaApp(store, _tenants(args.tenant, args.rulesets), host)
     for tenant in sla.tenants.values():
         tenant.service.worker = worker
+        # Several processes write the database: work rounds out before taking its lock.
+        tenant.service.optimistic = getattr(args, "workers", 1) > 1
     return sla
 
 

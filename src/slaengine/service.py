@@ -89,6 +89,17 @@ class _Entry:
     planned: tuple[Any, ...] | None = None  # what ``schedule`` was planned from (_plan_key)
 
 
+@dataclass
+class _Round:
+    """What one round of requests came to, before it is written."""
+
+    results: list[dict[str, dict[str, MetricStatus]] | Exception] = field(default_factory=list)
+    accepted: dict[str, list[TicketEvent]] = field(default_factory=dict)  # new, by ticket
+    latest: dict[str, dict[str, MetricStatus]] = field(default_factory=dict)  # last statuses
+    changed: dict[str, None] = field(default_factory=dict)  # views to rewrite
+    announce: list[tuple[Ticket, Decision]] = field(default_factory=list)  # new decisions
+
+
 class SlaService:
     """Engine + clocks + plugins + a store of one tenant.
 
@@ -107,12 +118,14 @@ class SlaService:
         store: SqlStore | None = None,
         worker: str | None = None,
         cache_size: int = 10_000,
+        optimistic: bool = False,
     ) -> None:
         self.engine = engine
         self.host = host or PluginHost(entry_points=False)
         self.store = store or SqlStore.in_memory()
         self.worker = worker or f"worker-{os.getpid()}"  # a name per process: see liveness
         self.cache_size = cache_size
+        self.optimistic = optimistic  # see _apply_together
         self._clocks: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()  # one writer of the clocks at a time
 
@@ -208,77 +221,110 @@ class SlaService:
         recognized without asking the store. Only an event id stored for
         another ticket escapes that; the primary key refuses it, and the
         caller comes back with ``look_up_ids`` to name it.
+
+        ``optimistic`` (several processes write one SQLite file: ``serve
+        --workers N``): the round is worked out from a read snapshot before
+        the write lock is taken, and under the lock only the tickets' event
+        counts are checked and the rows written. Another process that wrote
+        one of the tickets meanwhile shows in the counts; the round is then
+        worked out again under the lock.
         """
         engine = self.engine
         ticket_ids = list(dict.fromkeys(e.ticket_id for batch in batches for e in batch))
-        results: list[dict[str, dict[str, MetricStatus]] | Exception] = []
-        accepted: dict[str, list[TicketEvent]] = {}  # new events by ticket, in order
-        latest: dict[str, dict[str, MetricStatus]] = {}  # statuses after the last request
-        changed: dict[str, None] = {}  # tickets whose stored view must be rewritten
-        announce: list[tuple[Ticket, Decision]] = []
-        with self.store.transaction(ticket_ids) as tx:
-            ids = [e.event_id for batch in batches for e in batch]
-            stored = tx.stored_events(ids) if look_up_ids else {}
-            entries = self._entries(tx, engine, ticket_ids)
-            for batch in batches:
-                try:
-                    fresh = self._admit(batch, stored, entries)
-                    touched = list(dict.fromkeys(e.ticket_id for e in batch))
-                    try:
-                        for event in fresh:
-                            entries[event.ticket_id].clock.apply(event)
-                        statuses = {t: self._status(entries[t].clock) for t in touched}
-                    except Exception:
-                        for ticket_id in touched:  # undo this request's events
-                            clock = TicketClock(engine, ticket_id)
-                            clock.apply_all(tx.events([ticket_id]).get(ticket_id, []))
-                            entries[ticket_id].clock = clock.apply_all(accepted.get(ticket_id, []))
-                        raise
-                except Exception as exc:
-                    results.append(exc)
-                    continue
-                for event in fresh:
-                    stored[event.event_id] = event
-                    accepted.setdefault(event.ticket_id, []).append(event)
-                    changed[event.ticket_id] = None
-                for ticket_id in touched:
-                    entry = entries[ticket_id]
-                    decision = entry.clock.decision
-                    if decision is entry.decided:
-                        continue  # a clock decides anew only when a field changes
-                    entry.decided = decision
-                    text = decision.model_dump_json()
-                    if text != entry.decision:
-                        entry.decision = text
-                        changed[ticket_id] = None
-                        announce.append((entry.clock.ticket, decision))
-                latest.update(statuses)
-                results.append(statuses)
-            tx.add_events([e for events in accepted.values() for e in events])
-            records, plans, keys = [], [], []
-            escalators = self.host.escalators()
-            for ticket_id in changed:
-                entry = entries[ticket_id]
-                statuses = latest[ticket_id]
-                records.append(_record(entry.clock, entry.decision or "", statuses))
-                key = _plan_key(entry.clock.decision, statuses, escalators)
-                if entry.schedule is not None and key == entry.planned:
-                    continue  # the same deliveries as last time: nothing to write
-                schedule = self._schedule(entry.clock.decision, statuses, escalators)
-                plans.append((ticket_id, schedule, entry.schedule))
-                keys.append(key)
-            for (ticket_id, _, _), key, schedule in zip(
-                plans, keys, tx.schedule_many(plans), strict=True
-            ):
-                entries[ticket_id].schedule, entries[ticket_id].planned = schedule, key
-            tx.save_tickets(records)
-            for ticket_id, events in accepted.items():
-                entries[ticket_id].stored += len(events)
-        for ticket, decision in announce:
+        if self.optimistic and not look_up_ids and self.store.write_lock is not None:
+            with self.store.snapshot() as rx:
+                entries = self._entries(rx, engine, ticket_ids)
+                based_on = {t: entries[t].stored for t in ticket_ids}
+                work = self._work_out(rx, batches, {}, entries)
+            with self.store.transaction(ticket_ids) as tx:
+                counts = tx.event_counts(ticket_ids)
+                if any(counts.get(t, 0) != n for t, n in based_on.items()):
+                    for ticket_id in ticket_ids:  # another process wrote: start over
+                        self._clocks.pop(ticket_id, None)
+                    entries = self._entries(tx, engine, ticket_ids)
+                    work = self._work_out(tx, batches, {}, entries)
+                self._write(tx, work, entries)
+        else:
+            with self.store.transaction(ticket_ids) as tx:
+                ids = [e.event_id for batch in batches for e in batch]
+                stored = tx.stored_events(ids) if look_up_ids else {}
+                entries = self._entries(tx, engine, ticket_ids)
+                work = self._work_out(tx, batches, stored, entries)
+                self._write(tx, work, entries)
+        for ticket, decision in work.announce:
             self.host.call("slaengine_decision", ticket=ticket, decision=decision)
             if decision.route is not None:
                 self.host.call("slaengine_route", ticket=ticket, decision=decision)
-        return results
+        return work.results
+
+    def _work_out(
+        self,
+        tx: StoreTransaction,
+        batches: list[list[TicketEvent]],
+        stored: dict[str, TicketEvent],
+        entries: dict[str, _Entry],
+    ) -> _Round:
+        """Each request's events on its tickets' clocks: statuses, new events, decisions."""
+        engine = self.engine
+        work = _Round()
+        for batch in batches:
+            try:
+                fresh = self._admit(batch, stored, entries)
+                touched = list(dict.fromkeys(e.ticket_id for e in batch))
+                try:
+                    for event in fresh:
+                        entries[event.ticket_id].clock.apply(event)
+                    statuses = {t: self._status(entries[t].clock) for t in touched}
+                except Exception:
+                    for ticket_id in touched:  # undo this request's events
+                        clock = TicketClock(engine, ticket_id)
+                        clock.apply_all(tx.events([ticket_id]).get(ticket_id, []))
+                        entries[ticket_id].clock = clock.apply_all(work.accepted.get(ticket_id, []))
+                    raise
+            except Exception as exc:
+                work.results.append(exc)
+                continue
+            for event in fresh:
+                stored[event.event_id] = event
+                work.accepted.setdefault(event.ticket_id, []).append(event)
+                work.changed[event.ticket_id] = None
+            for ticket_id in touched:
+                entry = entries[ticket_id]
+                decision = entry.clock.decision
+                if decision is entry.decided:
+                    continue  # a clock decides anew only when a field changes
+                entry.decided = decision
+                text = decision.model_dump_json()
+                if text != entry.decision:
+                    entry.decision = text
+                    work.changed[ticket_id] = None
+                    work.announce.append((entry.clock.ticket, decision))
+            work.latest.update(statuses)
+            work.results.append(statuses)
+        return work
+
+    def _write(self, tx: StoreTransaction, work: _Round, entries: dict[str, _Entry]) -> None:
+        """Store a round's new events, its tickets' views and their outbox rows."""
+        tx.add_events([e for events in work.accepted.values() for e in events])
+        records, plans, keys = [], [], []
+        escalators = self.host.escalators()
+        for ticket_id in work.changed:
+            entry = entries[ticket_id]
+            statuses = work.latest[ticket_id]
+            records.append(_record(entry.clock, entry.decision or "", statuses))
+            key = _plan_key(entry.clock.decision, statuses, escalators)
+            if entry.schedule is not None and key == entry.planned:
+                continue  # the same deliveries as last time: nothing to write
+            schedule = self._schedule(entry.clock.decision, statuses, escalators)
+            plans.append((ticket_id, schedule, entry.schedule))
+            keys.append(key)
+        for (ticket_id, _, _), key, schedule in zip(
+            plans, keys, tx.schedule_many(plans), strict=True
+        ):
+            entries[ticket_id].schedule, entries[ticket_id].planned = schedule, key
+        tx.save_tickets(records)
+        for ticket_id, events in work.accepted.items():
+            entries[ticket_id].stored += len(events)
 
     def _entries(
         self, tx: StoreTransaction, engine: Engine, ticket_ids: list[str]

@@ -32,7 +32,15 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.pool import StaticPool
 
-from slaengine.database import connect, events, outbox, sqlite_file, tickets, upgrade
+from slaengine.database import (
+    connect,
+    events,
+    outbox,
+    tickets,
+    upgrade,
+    writer_lock,
+    writer_lock_path,
+)
 from slaengine.errors import EventError
 from slaengine.liveness import liveness_for
 from slaengine.ticket import TicketEvent
@@ -89,11 +97,8 @@ class SqlStore:
                 "postgresql+psycopg://…"
             )
         sqlite = engine.dialect.name == "sqlite"
-        database = sqlite_file(engine)
-        # Writers of one SQLite file queue on a file lock beside it: a waiter
-        # wakes the moment the lock is free, where SQLite's own busy handler
-        # polls with sleeps of up to 100 ms.
-        self.write_lock = f"{database}-writer.lock" if database is not None else None
+        # Writers of one SQLite file queue on a file lock beside it (writer_lock).
+        self.write_lock = writer_lock_path(engine)
         # An in-memory database is one connection shared by all threads.
         self.memory_lock = (
             _MEMORY_LOCKS.setdefault(engine, threading.Lock())
@@ -132,6 +137,15 @@ class SqlStore:
         interleave their reads and writes of one ticket.
         """
         return StoreTransaction(self, sorted(set(ticket_ids)))
+
+    def snapshot(self) -> StoreTransaction:
+        """A read-only transaction that takes no write lock: ``with store.snapshot() as rx``.
+
+        Its reads see one state of the database, as committed when the
+        first of them ran; other writers go on meanwhile. Only the read
+        methods of :class:`StoreTransaction` may be used on it.
+        """
+        return StoreTransaction(self, [], write=False)
 
     # -- events ------------------------------------------------------------
 
@@ -315,19 +329,10 @@ class SqlStore:
         those rows are then delivered again with their idempotency keys, as
         after a worker's crash; a worker's crash loses nothing.
         """
-        if self.write_lock is None:
-            with self.engine.begin() as conn:
-                if self.postgres:
-                    conn.execute(_ASYNC_COMMIT)
-                yield conn
-            return
-        fd = os.open(self.write_lock, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # released when the descriptor is closed
-            with self.engine.begin() as conn:
-                yield conn
-        finally:
-            os.close(fd)
+        with writer_lock(self.engine), self.engine.begin() as conn:
+            if self.postgres:
+                conn.execute(_ASYNC_COMMIT)
+            yield conn
 
     def finish(
         self,
@@ -680,10 +685,11 @@ class StoreTransaction:
     (:class:`_Driver`); the pool still hands it out and takes it back.
     """
 
-    def __init__(self, store: SqlStore, ticket_ids: list[str]) -> None:
+    def __init__(self, store: SqlStore, ticket_ids: list[str], write: bool = True) -> None:
         self.store = store
         self.tenant = store.tenant
         self.ticket_ids = ticket_ids
+        self.write = write
         self._sql = _statements(store.engine)
         self._conn: Any = None
         self._cursor: Any = None
@@ -691,6 +697,8 @@ class StoreTransaction:
         self._lock: int | None = None
 
     def __enter__(self) -> StoreTransaction:
+        if not self.write:
+            return self._begin_snapshot()
         if self.store.write_lock is not None:
             self._lock = os.open(self.store.write_lock, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._lock, fcntl.LOCK_EX)  # released when the descriptor is closed
@@ -723,6 +731,25 @@ class StoreTransaction:
             raise
         return self
 
+    def _begin_snapshot(self) -> StoreTransaction:
+        if self.store.memory_lock is not None:  # one connection shared by all threads
+            self.store.memory_lock.acquire()
+        try:
+            self._conn = self.store.engine.raw_connection()
+        except BaseException:
+            self._unlock()
+            raise
+        try:
+            self._cursor = self._conn.cursor()
+            if self.store.postgres:
+                self._cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            else:
+                self._cursor.execute("BEGIN")  # deferred: a read snapshot, no lock
+        except BaseException:
+            self._close()
+            raise
+        return self
+
     def _unlock(self) -> None:
         if self._lock is not None:
             os.close(self._lock)
@@ -732,7 +759,7 @@ class StoreTransaction:
 
     def __exit__(self, kind: Any, _value: Any, _tb: Any) -> None:
         try:
-            if kind is None:
+            if kind is None and self.write:
                 self._conn.commit()  # (in a pipeline: raises what a queued write ran into)
             else:
                 self._conn.rollback()
