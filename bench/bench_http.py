@@ -52,6 +52,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -426,6 +427,7 @@ def run_once(args: argparse.Namespace, database: str | None, serve_args: list[st
         except subprocess.TimeoutExpired:
             server.kill()
     unstored = len(acknowledged - stored_event_ids(database or sqlite_url(data)))
+    shutil.rmtree(data)  # kept only when the run failed (server.log is there)
     # Throughput: events answered within the measured period. Latency and errors:
     # every request due (or sent) within it, however late it was answered, so a
     # backlog draining after the period still counts in the percentiles.

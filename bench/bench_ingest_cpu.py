@@ -175,10 +175,12 @@ def main() -> None:
         cluster = PostgresCluster(bindir, fsync=True).start()
     serial = itertools.count()
 
+    scratch = tempfile.TemporaryDirectory(prefix="bench-ingest-")
+
     def url() -> str:
         if cluster is not None:
             return cluster.create_database(f"ingest{next(serial)}")
-        return sqlite_url(tempfile.mkdtemp(prefix="bench-ingest-"))
+        return sqlite_url(tempfile.mkdtemp(dir=scratch.name))
 
     bodies = requests(args.requests)
     print(
@@ -221,6 +223,7 @@ def main() -> None:
                 flush=True,
             )
     finally:
+        scratch.cleanup()
         if cluster is not None:
             cluster.stop()
     print(f"after: load average {os.getloadavg()[0]:.2f}")
