@@ -173,6 +173,56 @@ def test_a_good_reload_takes_effect_for_that_tenant_only(api):
     assert acme["targets"]["first_response"]["target"] == "1h"
 
 
+def test_another_process_takes_up_a_reload_and_only_that_tenants(api):
+    # A second app on the same database: another process of serve --workers N.
+    other = SlaApp(
+        SqlStore.open(str(api.sla.store.engine.url)), {"acme": RULESETS, "beta": api.rulesets_b}
+    )
+    other_api = TestClient(create_app(other))
+    try:
+        path = api.rulesets_b / "standard-support" / "2.0.0.yaml"
+        path.write_text(path.read_text().replace("first_response: 1h,", "first_response: 45m,"))
+        assert other.follow_reloads() == []  # changed on disk, but nobody reloaded yet
+        assert api.post("/v1/rulesets/reload", headers=auth(api, "beta")).status_code == 200
+        assert api.sla.follow_reloads() == []  # its own reload is in force already
+        assert other.follow_reloads() == ["beta"]
+        assert other.follow_reloads() == []  # taken up once
+        beta = other_api.post("/v1/evaluate", json=TICKET, headers=auth(api, "beta")).json()
+        acme = other_api.post("/v1/evaluate", json=TICKET, headers=auth(api, "acme")).json()
+        assert beta["targets"]["first_response"]["target"] == "45m"
+        assert acme["targets"]["first_response"]["target"] == "1h"
+        assert other.tenants["beta"].service.engine is not api.sla.tenants["beta"].service.engine
+    finally:
+        other.close()
+
+
+def test_a_reload_that_no_longer_loads_elsewhere_keeps_that_process_working_set(api):
+    other = SlaApp(
+        SqlStore.open(str(api.sla.store.engine.url)), {"acme": RULESETS, "beta": api.rulesets_b}
+    )
+    try:
+        before = other.tenants["beta"].service.engine
+        assert api.post("/v1/rulesets/reload", headers=auth(api, "beta")).status_code == 200
+        path = api.rulesets_b / "standard-support" / "2.0.0.yaml"  # broken on disk since
+        path.write_text(path.read_text().replace("resolution: 6h", "resolution: 6 hours"))
+        assert other.follow_reloads() == []
+        assert other.tenants["beta"].service.engine is before
+        assert other.follow_reloads() == []  # not tried again and again
+    finally:
+        other.close()
+
+
+def test_a_refused_reload_is_not_taken_up_elsewhere(api):
+    other = SlaApp(SqlStore.open(str(api.sla.store.engine.url)), {"beta": api.rulesets_b})
+    try:
+        path = api.rulesets_b / "standard-support" / "2.0.0.yaml"
+        path.write_text(path.read_text().replace("resolution: 6h", "resolution: 6 hours"))
+        assert api.post("/v1/rulesets/reload", headers=auth(api, "beta")).status_code == 422
+        assert other.follow_reloads() == []
+    finally:
+        other.close()
+
+
 def test_metrics_count_decisions_and_events(api):
     api.post("/v1/evaluate", json=TICKET, headers=auth(api))
     api.post("/v1/tickets/INC-1/events", json=CREATED, headers=auth(api))

@@ -110,6 +110,8 @@ class SlaApp:
             engine = Engine.from_directory(rulesets)
             service = SlaService(engine, self.host, store.for_tenant(name), worker=f"api-{name}")
             self.tenants[name] = Tenant(name, Path(rulesets), service)
+        # Reloads up to now are in the rulesets just loaded: follow_reloads takes later ones.
+        self._seen_reloads = self._latest_reloads()
         self.ready = True
 
     def tenant(self, name: str) -> Tenant:
@@ -141,7 +143,11 @@ class SlaApp:
         return tenant
 
     def reload(self, tenant: Tenant) -> dict[str, Any]:
-        """Load the tenant's rulesets anew; a broken set is refused and the old stays."""
+        """Load the tenant's rulesets anew; a broken set is refused and the old stays.
+
+        The reload is recorded (``ruleset_reloads``); the other processes
+        serving the database take it up too (:meth:`follow_reloads`).
+        """
         with tenant.lock:
             try:
                 engine = Engine.from_directory(tenant.rulesets)
@@ -150,16 +156,59 @@ class SlaApp:
                 raise ApiError(
                     422, f"rulesets refused, the working set stays in force:\n{exc}"
                 ) from None
-            old = tenant.service.engine
-            tenant.service.engine = engine
-            tenant.retired.append(old)  # requests in flight may still use it
+            self._put_in_force(tenant, engine)
             revisions = [f"{r.name}@{r.version}+{r.revision}" for r in engine.rulesets()]
-            self._audit(tenant.name, True, revisions, None)
+            self._seen_reloads[tenant.name] = self._audit(tenant.name, True, revisions, None)
             return {"reloaded": revisions}
 
-    def _audit(self, tenant: str, ok: bool, revisions: list[str], errors: str | None) -> None:
+    @staticmethod
+    def _put_in_force(tenant: Tenant, engine: Engine) -> None:
+        old = tenant.service.engine
+        tenant.service.engine = engine
+        tenant.retired.append(old)  # requests in flight may still use it
+
+    def _latest_reloads(self) -> dict[str, int]:
+        """The id of each tenant's latest accepted reload, by tenant."""
+        query = (
+            sa.select(ruleset_reloads.c.tenant_id, sa.func.max(ruleset_reloads.c.id))
+            .where(ruleset_reloads.c.ok)
+            .group_by(ruleset_reloads.c.tenant_id)
+        )
+        with self.store.engine.connect() as conn:
+            return {tenant: latest for tenant, latest in conn.execute(query) if tenant}
+
+    def follow_reloads(self) -> list[str]:
+        """Take up the reloads another process accepted since this one last looked.
+
+        ``serve --workers N`` runs N processes, and a reload request reaches
+        one of them; the others (and the scheduler's process, and any other
+        ``serve`` on the database) load the tenant's rulesets from its
+        directory as well when they see the recorded reload. A set that no
+        longer loads (changed on disk since) is logged and the working set
+        stays in force. Returns the tenants reloaded.
+        """
+        reloaded = []
+        for name, latest in self._latest_reloads().items():
+            tenant = self.tenants.get(name)
+            if tenant is None or latest <= self._seen_reloads.get(name, 0):
+                continue
+            with tenant.lock:
+                if latest <= self._seen_reloads.get(name, 0):
+                    continue  # this process's own reload, recorded meanwhile
+                self._seen_reloads[name] = latest
+                try:
+                    self._put_in_force(tenant, Engine.from_directory(tenant.rulesets))
+                except RulesetErrors as exc:
+                    log.error("tenant %s: reload %d not taken up: %s", name, latest, exc)
+                    continue
+            log.info("tenant %s: took up reload %d of another process", name, latest)
+            reloaded.append(name)
+        return reloaded
+
+    def _audit(self, tenant: str, ok: bool, revisions: list[str], errors: str | None) -> int:
+        """Record a reload; its id."""
         with self.store.engine.begin() as conn:
-            conn.execute(
+            return conn.execute(
                 ruleset_reloads.insert().values(
                     at=datetime.now(UTC),
                     tenant_id=tenant,
@@ -167,7 +216,7 @@ class SlaApp:
                     revisions=json.dumps(revisions),
                     errors=errors,
                 )
-            )
+            ).inserted_primary_key[0]
 
     def deliver_due(self, now: datetime | None = None) -> None:
         """One scheduler round over every tenant."""

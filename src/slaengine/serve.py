@@ -26,6 +26,8 @@ log = logging.getLogger("slaengine")
 
 #: How often the scheduler looks for due deliveries.
 TICK_SECONDS = 0.2
+#: How often a process looks for ruleset reloads that another process accepted.
+RELOAD_POLL_SECONDS = 1.0
 #: Carries ``serve``'s arguments to the worker processes of ``serve --workers N``.
 ARGS_ENV = "SLAENGINE_SERVE_ARGS"
 #: The cyclic collector's thresholds while serving (Python's default: 700, 10, 10).
@@ -150,12 +152,29 @@ def _scheduler(sla: Any, stop: threading.Event) -> threading.Thread:
     return thread
 
 
+def _reload_follower(sla: Any, stop: threading.Event) -> threading.Thread:
+    """Take up, every RELOAD_POLL_SECONDS, the ruleset reloads other processes accepted."""
+
+    def loop() -> None:
+        while not stop.wait(RELOAD_POLL_SECONDS):
+            try:
+                sla.follow_reloads()
+            except Exception:  # keep following; the next look retries
+                log.exception("looking for ruleset reloads failed")
+
+    thread = threading.Thread(target=loop, name="slaengine-reloads", daemon=True)
+    thread.start()
+    return thread
+
+
 def worker_app() -> Any:
     """The app of one worker process of ``serve --workers N`` (a uvicorn app factory)."""
     from slaengine.api import create_app
 
     args = argparse.Namespace(**json.loads(os.environ[ARGS_ENV]))
-    app = create_app(_app(args, worker=f"serve-{os.getpid()}"))
+    sla = _app(args, worker=f"serve-{os.getpid()}")
+    app = create_app(sla)
+    _reload_follower(sla, threading.Event())  # a daemon: ends with the process
     _steady_gc()
     return app
 
@@ -179,6 +198,7 @@ def serve_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     if not args.no_scheduler:
         _scheduler(sla, stop)
+    _reload_follower(sla, stop)
     print(f"slaengine serving on http://{args.host}:{args.port} (OpenAPI at /docs)", flush=True)
     # One checkpointer per database is enough: with --workers N it runs here, in the supervisor.
     with _checkpointing(sla):
@@ -226,6 +246,7 @@ def worker_command(args: argparse.Namespace) -> int:
     _steady_gc()
     with _checkpointing(sla):
         thread = _scheduler(sla, stop)
+        _reload_follower(sla, stop)
         print(f"slaengine worker {name} running", flush=True)
         try:
             while thread.is_alive() and not stop.is_set():
