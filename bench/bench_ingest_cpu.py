@@ -1,7 +1,7 @@
 """CPU cost of the ingest path per event, in process: no HTTP, no client on the same cores.
 
     python bench/bench_ingest_cpu.py [--requests 6000] [--rounds 1,8,32] [--repeats 3]
-                                     [--postgres] [--profile] [--rate R]
+                                     [--postgres] [--profile] [--rate R] [--hop]
                                      [--processes N [--locked]]
 
 ``bench_http.py`` gives the issue's figure, but on a shared 2-core machine
@@ -16,6 +16,11 @@ throwaway PostgreSQL). The garbage collector is set as ``serve`` sets it.
 Prints, per round size, the median CPU ms per event over the repeats and
 the round durations (median, p99, max); or, with --profile, a cProfile of
 one run at the first round size.
+
+``--hop`` applies the rounds alternately through two services of one
+process on one database (one request stream): a ticket's next event often
+finds its clock behind the store, as under ``serve --workers 2`` where any
+process may take it, and is brought up to date first.
 
 ``--processes N`` runs N such writers at once on one database, as ``serve
 --workers N`` does, each on tickets of its own and on --requests of its
@@ -77,6 +82,7 @@ def run(
     rate: float = 0,
     optimistic: bool = False,
     start: mp.synchronize.Barrier | None = None,
+    hop: bool = False,
 ) -> tuple[float, list[float]]:
     """Apply every request in rounds of ``size`` (paced to ``rate`` requests/s when given,
     as a server between arrivals), with serve's WAL checkpointer: (CPU s, round durations).
@@ -85,7 +91,10 @@ def run(
     host = PluginHost({"webhook": {"url": "http://127.0.0.1:9/sla", "secret": "bench"}})
     rounds: list[float] = []
     with Engine.from_directory(ROOT / "rulesets") as engine:
-        service = SlaService(engine, host, SqlStore.open(url), optimistic=optimistic)
+        service = SlaService(engine, host, SqlStore.open(url), optimistic=optimistic or hop)
+        services = [service]
+        if hop:  # another process's service, as serve --workers 2 runs them
+            services.append(SlaService(engine, host, SqlStore.open(url), optimistic=True))
         before = gc.get_threshold()
         _steady_gc()
         try:
@@ -101,7 +110,8 @@ def run(
                         time.sleep(max(0.0, begun + i / rate - time.perf_counter()))
                     chunk = [(t, _parse_events(t, json.loads(b))) for t, b in bodies[i : i + size]]
                     started = time.perf_counter()
-                    results = service.apply_many([events for _, events in chunk])
+                    writer = services[(i // size) % len(services)]
+                    results = writer.apply_many([events for _, events in chunk])
                     rounds.append(time.perf_counter() - started)
                     for (ticket, _), result in zip(chunk, results, strict=True):
                         if isinstance(result, Exception):
@@ -113,7 +123,8 @@ def run(
         finally:
             gc.unfreeze()
             gc.set_threshold(*before)
-            service.store.engine.dispose()
+            for each in services:
+                each.store.engine.dispose()
             host.close()
     return used, rounds
 
@@ -163,6 +174,9 @@ def main() -> None:
     parser.add_argument(
         "--locked", action="store_true", help="with --processes: whole rounds under the lock"
     )
+    parser.add_argument(
+        "--hop", action="store_true", help="rounds alternate between two services of one database"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.rounds.split(",")]
     cluster = None
@@ -185,13 +199,14 @@ def main() -> None:
     bodies = requests(args.requests)
     print(
         f"{args.requests} requests of one event; {'PostgreSQL' if cluster else 'SQLite'}; "
+        f"{'rounds alternating between two services; ' if args.hop else ''}"
         f"load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     try:
         if args.profile:
             profile = cProfile.Profile()
-            run(bodies, sizes[0], url(), profile)
+            run(bodies, sizes[0], url(), profile, hop=args.hop)
             pstats.Stats(profile).sort_stats("tottime").print_stats(40)
             return
         if args.processes:
@@ -212,7 +227,9 @@ def main() -> None:
                 )
             return
         for size in sizes:
-            runs = [run(bodies, size, url(), rate=args.rate) for _ in range(args.repeats)]
+            runs = [
+                run(bodies, size, url(), rate=args.rate, hop=args.hop) for _ in range(args.repeats)
+            ]
             per_event = [cpu / args.requests * 1000 for cpu, _ in runs]
             durations = sorted(d * 1000 for _, rounds in runs for d in rounds)
             print(
