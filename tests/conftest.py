@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
+import socket
+import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -67,3 +72,29 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+@contextmanager
+def serving(data: Path, rulesets: Path, *options: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """A real ``slaengine serve`` on a free port (stopped at the end): (port, auth headers)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "slaengine", "serve", "--data", str(data), "--port", str(port)]
+    cmd += ["--rulesets", str(rulesets), *options]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert server.poll() is None and time.time() < deadline, "serve did not start"
+            try:
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                probe.request("GET", "/readyz")
+                if probe.getresponse().status == 200 and (data / "token").exists():
+                    break
+            except OSError:
+                time.sleep(0.2)
+        yield port, {"Authorization": f"Bearer {(data / 'token').read_text().strip()}"}
+    finally:
+        server.terminate()
+        server.wait(20)

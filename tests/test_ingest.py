@@ -400,31 +400,11 @@ def test_an_in_memory_store_takes_transactions_from_several_threads():
 def test_serve_with_two_workers_answers_as_a_replay_whichever_process_takes_an_event(tmp_path):
     import http.client
     import json
-    import socket
-    import subprocess
-    import sys
-    import time
 
-    from tests.conftest import RULESETS
+    from tests.conftest import RULESETS, serving
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "slaengine", "serve", "--data", str(tmp_path), "--port"]
-    cmd += [str(port), "--rulesets", str(RULESETS), "--workers", "2", "--no-scheduler"]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 60
-        while True:
-            assert server.poll() is None and time.time() < deadline, "serve did not start"
-            try:
-                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                probe.request("GET", "/readyz")
-                if probe.getresponse().status == 200 and (tmp_path / "token").exists():
-                    break
-            except OSError:
-                time.sleep(0.2)
-        headers = {"Authorization": f"Bearer {(tmp_path / 'token').read_text().strip()}"}
+    options = ("--workers", "2", "--no-scheduler")
+    with serving(tmp_path, RULESETS, *options) as (port, headers):
         connections = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(6)]
         stream = requests(seed=9, tickets=3, count=60)
         latest: dict[str, datetime] = {}  # instant of each ticket's latest stored event
@@ -443,6 +423,3 @@ def test_serve_with_two_workers_answers_as_a_replay_whichever_process_takes_an_e
             conn.request("GET", f"/v1/tickets/{ticket}/sla?at={at}", headers=headers)
             replayed = json.loads(conn.getresponse().read())
             assert answer["metrics"] == replayed["metrics"], f"request {n}"
-    finally:
-        server.terminate()
-        server.wait(20)

@@ -5,21 +5,12 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import RULESETS
-
-TICKET = {
-    "id": "INC-1",
-    "contract": "CN-LOTUS-RETAIL-2026",
-    "severity": "serious",
-    "created_at": "2026-11-23T10:00:00+08:00",
-}
+from tests.conftest import RULESETS, serving
+from tests.test_api import TICKET
 
 
 @pytest.fixture
@@ -27,29 +18,8 @@ def two_workers(tmp_path):
     """(port, headers, rulesets dir) of a running ``serve --workers 2``."""
     rulesets = tmp_path / "rulesets"
     shutil.copytree(RULESETS, rulesets)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = tmp_path / "data"
-    cmd = [sys.executable, "-m", "slaengine", "serve", "--data", str(data), "--port", str(port)]
-    cmd += ["--rulesets", str(rulesets), "--workers", "2", "--no-scheduler"]
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 60
-        while True:
-            assert server.poll() is None and time.time() < deadline, "serve did not start"
-            try:
-                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                probe.request("GET", "/readyz")
-                if probe.getresponse().status == 200 and (data / "token").exists():
-                    break
-            except OSError:
-                time.sleep(0.2)
-        headers = {"Authorization": f"Bearer {(data / 'token').read_text().strip()}"}
-        yield port, headers, rulesets
-    finally:
-        server.terminate()
-        server.wait(20)
+    with serving(tmp_path / "data", rulesets, "--workers", "2", "--no-scheduler") as (port, auth):
+        yield port, auth, rulesets
 
 
 def first_response_targets(port: int, headers: dict, connections: int = 8) -> set[str]:

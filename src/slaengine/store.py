@@ -701,12 +701,10 @@ class StoreTransaction:
         self._lock: int | None = None
 
     def __enter__(self) -> StoreTransaction:
-        if not self.write:
-            return self._begin_snapshot()
-        if self.store.write_lock is not None:
+        if self.write and self.store.write_lock is not None:
             self._lock = os.open(self.store.write_lock, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._lock, fcntl.LOCK_EX)  # released when the descriptor is closed
-        elif self.store.memory_lock is not None:
+        elif self.store.memory_lock is not None:  # one connection shared by all threads
             self.store.memory_lock.acquire()
         try:
             self._conn = self.store.engine.raw_connection()
@@ -715,44 +713,33 @@ class StoreTransaction:
             raise
         try:
             self._cursor = self._conn.cursor()
-            if self.store.postgres:
-                # Pipeline mode: statements are sent without waiting for each
-                # answer; a read waits for what is queued before it, and the
-                # writes go with the commit. A round costs about three round
-                # trips to the server instead of one per statement. Statements
-                # still run in order: the count read after the lock sees every
-                # transaction that held the lock before.
-                self._pipeline = self._conn.driver_connection.pipeline()
-                self._pipeline.__enter__()
-                if self.ticket_ids:  # the driver has begun the transaction
-                    # Sorted keys: two transactions lock shared tickets in one order.
-                    keys = sorted(_lock_key(self.tenant, t) for t in self.ticket_ids)
-                    self._sql.lock_tickets.run(self._cursor, {"keys": keys})
-            else:
-                self._cursor.execute("BEGIN IMMEDIATE")
+            self._begin()
         except BaseException:
             self._close()
             raise
         return self
 
-    def _begin_snapshot(self) -> StoreTransaction:
-        if self.store.memory_lock is not None:  # one connection shared by all threads
-            self.store.memory_lock.acquire()
-        try:
-            self._conn = self.store.engine.raw_connection()
-        except BaseException:
-            self._unlock()
-            raise
-        try:
-            self._cursor = self._conn.cursor()
+    def _begin(self) -> None:
+        if not self.write:  # a snapshot
             if self.store.postgres:
                 self._cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             else:
                 self._cursor.execute("BEGIN")  # deferred: a read snapshot, no lock
-        except BaseException:
-            self._close()
-            raise
-        return self
+        elif self.store.postgres:
+            # Pipeline mode: statements are sent without waiting for each
+            # answer; a read waits for what is queued before it, and the
+            # writes go with the commit. A round costs about three round
+            # trips to the server instead of one per statement. Statements
+            # still run in order: the count read after the lock sees every
+            # transaction that held the lock before.
+            self._pipeline = self._conn.driver_connection.pipeline()
+            self._pipeline.__enter__()
+            if self.ticket_ids:  # the driver has begun the transaction
+                # Sorted keys: two transactions lock shared tickets in one order.
+                keys = sorted(_lock_key(self.tenant, t) for t in self.ticket_ids)
+                self._sql.lock_tickets.run(self._cursor, {"keys": keys})
+        else:
+            self._cursor.execute("BEGIN IMMEDIATE")
 
     def _unlock(self) -> None:
         if self._lock is not None:
