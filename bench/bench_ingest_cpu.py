@@ -59,7 +59,7 @@ from slaengine.database import WalCheckpointer, sqlite_url  # noqa: E402
 from slaengine.engine import Engine  # noqa: E402
 from slaengine.plugins import PluginHost  # noqa: E402
 from slaengine.serve import _steady_gc  # noqa: E402
-from slaengine.service import SlaService, statuses_json  # noqa: E402
+from slaengine.service import Announcer, SlaService, statuses_json  # noqa: E402
 from slaengine.store import SqlStore  # noqa: E402
 
 
@@ -91,10 +91,15 @@ def run(
     host = PluginHost({"webhook": {"url": "http://127.0.0.1:9/sla", "secret": "bench"}})
     rounds: list[float] = []
     with Engine.from_directory(ROOT / "rulesets") as engine:
-        service = SlaService(engine, host, SqlStore.open(url), optimistic=optimistic or hop)
+        announcer = Announcer()  # decision and routing hooks off the round, as serve has them
+        store = SqlStore.open(url)
+        service = SlaService(engine, host, store, optimistic=optimistic or hop, announcer=announcer)
         services = [service]
         if hop:  # another process's service, as serve --workers 2 runs them
-            services.append(SlaService(engine, host, SqlStore.open(url), optimistic=True))
+            other = SlaService(
+                engine, host, SqlStore.open(url), optimistic=True, announcer=announcer
+            )
+            services.append(other)
         before = gc.get_threshold()
         _steady_gc()
         try:
@@ -117,6 +122,7 @@ def run(
                         if isinstance(result, Exception):
                             raise result
                         statuses_json(result[ticket])  # the answer's body
+                announcer.close()  # its hook calls are part of the cost
                 if profile is not None:
                     profile.disable()
                 used = time.process_time() - cpu

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from slaengine.errors import EventError
 from slaengine.hookspecs import hookimpl
 from slaengine.plugins import PluginHost
-from slaengine.service import SlaService
+from slaengine.service import Announcer, SlaService
 from slaengine.store import SqlStore
 from slaengine.ticket import TicketEvent
 
@@ -172,3 +173,54 @@ def test_an_event_the_timeline_refuses_stores_nothing(service):
     with pytest.raises(EventError):
         service.apply([good, bad])
     assert [e.event_id for e in service.store.events("INC-1")] == [created().event_id]
+
+
+class HeldRouter:
+    """A routing hook that holds until released, as a write-back waiting on a ticket system."""
+
+    def __init__(self) -> None:
+        self.started, self.release, self.finished = (threading.Event() for _ in range(3))
+        self.routes: list[str] = []
+
+    @hookimpl
+    def slaengine_route(self, ticket, decision):
+        self.started.set()
+        self.release.wait(5)
+        self.routes.append(f"{ticket.id}:{decision.route.queue}")
+        self.finished.set()
+
+
+def test_with_an_announcer_a_request_does_not_wait_for_a_slow_routing_hook(shipped, tmp_path):
+    host = PluginHost(entry_points=False, timeout=30)
+    router = HeldRouter()
+    host.register(router, "router")
+    announcer = Announcer()
+    service = SlaService(
+        shipped, host, SqlStore.open(f"sqlite:///{tmp_path / 'sla.db'}"), announcer=announcer
+    )
+    statuses = service.apply([created()])  # answered with the hook still held
+    assert statuses["INC-1"]["first_response"].state == "running"
+    assert router.started.wait(5) and not router.finished.is_set()
+    assert [e.event_id for e in service.store.events("INC-1")] == ["INC-1:created:0"]
+    router.release.set()
+    announcer.close()
+    assert router.routes == ["INC-1:duty-desk"]
+    host.close()
+
+
+def test_an_announcer_keeps_the_order_of_decisions_and_announces_all_before_closing(
+    shipped, tmp_path
+):
+    host = PluginHost(entry_points=False)
+    recorder = Recorder()
+    host.register(recorder, "recorder")
+    announcer = Announcer()
+    service = SlaService(
+        shipped, host, SqlStore.open(f"sqlite:///{tmp_path / 'sla.db'}"), announcer=announcer
+    )
+    service.apply([created(severity="serious")])
+    for n, severity in enumerate(["urgent", "general", "urgent", "serious"], start=1):
+        service.apply([event("severity_changed", 10 * n, severity=severity)])
+    announcer.close()
+    assert recorder.decisions == [f"INC-1:{p}" for p in ("P2", "P1", "P3", "P1", "P2")]
+    host.close()

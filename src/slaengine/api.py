@@ -39,7 +39,7 @@ from slaengine.errors import (
 )
 from slaengine.ingest import Ingestor
 from slaengine.plugins import PluginHost
-from slaengine.service import SlaService, statuses_json
+from slaengine.service import Announcer, SlaService, statuses_json
 from slaengine.store import SqlStore
 from slaengine.tenancy import tenant_of
 from slaengine.ticket import TicketEvent, parse_event
@@ -97,18 +97,32 @@ class SlaApp:
     """Holds tenants, the store and the plugin host behind the FastAPI app."""
 
     def __init__(
-        self, store: SqlStore, tenants: Mapping[str, str | Path], host: PluginHost | None = None
+        self,
+        store: SqlStore,
+        tenants: Mapping[str, str | Path],
+        host: PluginHost | None = None,
+        announce_in_background: bool = False,
     ) -> None:
+        """``announce_in_background``: requests don't wait for the decision and routing
+        hooks (a write-back's HTTP call); they run after the commit on a thread of their
+        own (:class:`~slaengine.service.Announcer`), as ``serve`` runs them."""
         self.store = store
         self.host = host or PluginHost(entry_points=False)
         self.metrics = Metrics()
         self.ingest = Ingestor()
+        self.announcer = Announcer() if announce_in_background else None
         # SHA-256 of a token -> (tenant, remembered until); tokens themselves are not kept.
         self._tokens: dict[str, tuple[str, float]] = {}
         self.tenants: dict[str, Tenant] = {}
         for name, rulesets in tenants.items():
             engine = Engine.from_directory(rulesets)
-            service = SlaService(engine, self.host, store.for_tenant(name), worker=f"api-{name}")
+            service = SlaService(
+                engine,
+                self.host,
+                store.for_tenant(name),
+                worker=f"api-{name}",
+                announcer=self.announcer,
+            )
             self.tenants[name] = Tenant(name, Path(rulesets), service)
         # Reloads up to now are in the rulesets just loaded: follow_reloads takes later ones.
         self._seen_reloads = self._latest_reloads()
@@ -230,6 +244,8 @@ class SlaApp:
 
     def close(self) -> None:
         self.ingest.close()
+        if self.announcer is not None:
+            self.announcer.close()  # what is committed is announced before the plugins go
         for tenant in self.tenants.values():
             tenant.service.engine.close()
             for engine in tenant.retired:

@@ -71,9 +71,11 @@ def slaengine_facts(ticket: Ticket) -> Mapping[str, Any] | None:
 def slaengine_route(ticket: Ticket, decision: Decision) -> RoutingResult | None:
     """Choose and apply a queue/group/assignee for a decided ticket.
 
-    Called after each decision that has a route. A write-back plugin sets
-    the ticket system's fields and returns what it applied; return None when
-    the ticket is not for this plugin.
+    Called after each decision that has a route, once the event that led to
+    it is stored; under ``slaengine serve`` on a thread of its own, in the
+    order of the decisions, so the request that led to it does not wait. A
+    write-back plugin sets the ticket system's fields and returns what it
+    applied; return None when the ticket is not for this plugin.
     """
 
 
@@ -122,4 +124,7 @@ def slaengine_penalty(
 
 @hookspec
 def slaengine_decision(ticket: Ticket, decision: Decision) -> None:
-    """Observe every decision (audit logs, metrics). Return value ignored."""
+    """Observe every decision (audit logs, metrics). Return value ignored.
+
+    Called as :func:`slaengine_route` is, before it for the same decision.
+    """

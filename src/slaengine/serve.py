@@ -130,7 +130,7 @@ def _app(args: argparse.Namespace, worker: str) -> Any:
 
     store = SqlStore.open(args.database or sqlite_url(args.data))
     host = PluginHost(load_plugin_config(args.plugins_config))
-    sla = SlaApp(store, _tenants(args.tenant, args.rulesets), host)
+    sla = SlaApp(store, _tenants(args.tenant, args.rulesets), host, announce_in_background=True)
     for tenant in sla.tenants.values():
         tenant.service.worker = worker
         # Several processes write the database: work rounds out before taking its lock.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -119,6 +120,7 @@ class SlaService:
         worker: str | None = None,
         cache_size: int = 10_000,
         optimistic: bool = False,
+        announcer: Announcer | None = None,
     ) -> None:
         self.engine = engine
         self.host = host or PluginHost(entry_points=False)
@@ -126,6 +128,8 @@ class SlaService:
         self.worker = worker or f"worker-{os.getpid()}"  # a name per process: see liveness
         self.cache_size = cache_size
         self.optimistic = optimistic  # see _apply_together
+        # None: the decision and routing hooks are called before apply returns.
+        self.announcer = announcer
         self._clocks: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()  # one writer of the clocks at a time
 
@@ -251,10 +255,11 @@ class SlaService:
                 entries = self._entries(tx, engine, ticket_ids)
                 work = self._work_out(tx, batches, stored, entries)
                 self._write(tx, work, entries)
-        for ticket, decision in work.announce:
-            self.host.call("slaengine_decision", ticket=ticket, decision=decision)
-            if decision.route is not None:
-                self.host.call("slaengine_route", ticket=ticket, decision=decision)
+        if work.announce:
+            if self.announcer is not None:
+                self.announcer.announce(self.host, work.announce)
+            else:
+                announce(self.host, work.announce)
         return work.results
 
     def _work_out(
@@ -518,6 +523,50 @@ class SlaService:
             return
         self.store.finish(item, self.worker)
         report.sent.append(item.key)
+
+
+def announce(host: PluginHost, decisions: Sequence[tuple[Ticket, Decision]]) -> None:
+    """Call the decision hooks, and the routing hooks of decisions with a route, in order."""
+    for ticket, decision in decisions:
+        host.call("slaengine_decision", ticket=ticket, decision=decision)
+        if decision.route is not None:
+            host.call("slaengine_route", ticket=ticket, decision=decision)
+
+
+class Announcer:
+    """Calls the decision and routing hooks of stored rounds on a thread of its own.
+
+    A write-back plugin's routing hook is an HTTP call to the ticket system;
+    made in the writer's round, every request of the round would wait for
+    it. Here the round's requests are answered once it is committed, and
+    the hooks follow in the order the decisions were made (one thread), so
+    a later routing of a ticket is never overtaken by an earlier one. As
+    before, an announcement is not stored: a process that dies between the
+    commit and the hook call does not make it.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[
+            tuple[PluginHost, Sequence[tuple[Ticket, Decision]]] | None
+        ] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="slaengine-announce", daemon=True)
+        self._thread.start()
+
+    def announce(self, host: PluginHost, decisions: Sequence[tuple[Ticket, Decision]]) -> None:
+        """Queue a committed round's new decisions."""
+        self._queue.put((host, decisions))
+
+    def close(self) -> None:
+        """Announce what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                announce(*job)
+            except Exception:  # the host records a plugin's failure; keep announcing
+                log.exception("announcing decisions failed")
 
 
 def _record(
