@@ -13,15 +13,13 @@ PostgreSQL; SQLite has one writer at a time), deliver, and mark them sent.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -698,18 +696,17 @@ class StoreTransaction:
         self._conn: Any = None
         self._cursor: Any = None
         self._pipeline: Any = None  # PostgreSQL only
-        self._lock: int | None = None
+        self._locks = ExitStack()  # the writer lock (SQLite file) or the memory lock
 
     def __enter__(self) -> StoreTransaction:
         if self.write and self.store.write_lock is not None:
-            self._lock = os.open(self.store.write_lock, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._lock, fcntl.LOCK_EX)  # released when the descriptor is closed
+            self._locks.enter_context(writer_lock(self.store.engine))
         elif self.store.memory_lock is not None:  # one connection shared by all threads
-            self.store.memory_lock.acquire()
+            self._locks.enter_context(self.store.memory_lock)
         try:
             self._conn = self.store.engine.raw_connection()
         except BaseException:
-            self._unlock()
+            self._locks.close()
             raise
         try:
             self._cursor = self._conn.cursor()
@@ -741,13 +738,6 @@ class StoreTransaction:
         else:
             self._cursor.execute("BEGIN IMMEDIATE")
 
-    def _unlock(self) -> None:
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
-        elif self.store.memory_lock is not None:
-            self.store.memory_lock.release()
-
     def __exit__(self, kind: Any, _value: Any, _tb: Any) -> None:
         try:
             if kind is None and self.write:
@@ -773,7 +763,7 @@ class StoreTransaction:
                         self._conn.rollback()
         finally:
             self._conn.close()  # back to the pool (rolled back there if still open)
-            self._unlock()
+            self._locks.close()
 
     def _rows(self, driver: _Driver, ids: Sequence[str]) -> list[Any]:
         return driver.run(self._cursor, {"tenant": self.tenant, "ids": list(ids)}).fetchall()
