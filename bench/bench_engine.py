@@ -95,12 +95,7 @@ def stages(engine: Engine, batch: list[dict], repeats: int) -> None:
     matches = [r[0].known[key(t, r, s)] for t, r, s in zip(parsed, routes, starts, strict=True)]
 
     def due_times(match, start):
-        return [
-            calendar.add_from_epoch(start, amount)
-            if days is None
-            else calendar.add_days_from_epoch(start, days)
-            for _, _, calendar, amount, days in match.due
-        ]
+        return [count(start, amount) for _, _, count, amount in match.due]
 
     dues = [due_times(m, s) for m, s in zip(matches, starts, strict=True)]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,9 +127,10 @@ class _Match:
         self.explanation: list[str] = []
         self.error: SlaEngineError | None = None
         self.decision: Decision | None = None
-        # Per metric: its target template, the calendar, and the business
-        # time to count (microseconds) or the working days.
-        self.due: list[tuple[str, MetricTarget, Calendar, int | None, int | None]] = []
+        # Per metric: its target template, and how to count its due time
+        # from created_at in epoch µs: the calendar's add_from_epoch with the
+        # business time in µs, or its add_days_from_epoch with working days.
+        self.due: list[tuple[str, MetricTarget, Callable[[int, int], datetime], int]] = []
 
     def finish(self, rs: CompiledRuleset) -> None:
         """Build the templates once the rules are merged."""
@@ -147,8 +148,13 @@ class _Match:
                 calendar=calendar,
                 due_at=None,  # given, so that filling it in keeps the fields set
             )
-            amount = None if duration.seconds is None else duration.seconds * 1_000_000
-            self.due.append((metric, template, rs.calendars[calendar], amount, duration.days))
+            counted = rs.calendars[calendar]
+            if duration.days is None:
+                assert duration.seconds is not None
+                due = (counted.add_from_epoch, duration.seconds * 1_000_000)
+            else:
+                due = (counted.add_days_from_epoch, duration.days)
+            self.due.append((metric, template, *due))
         self.decision = Decision(
             ticket_id="-",
             targets={},
@@ -214,13 +220,10 @@ class _Version:
         decision = found.decision
         if decision is None:
             raise NoRuleMatched(f"ticket {ticket.id}: {found.error}")
-        targets = {}
-        for metric, template, calendar, amount, days in found.due:
-            if days is None:
-                due = calendar.add_from_epoch(start, amount)
-            else:
-                due = calendar.add_days_from_epoch(start, days)
-            targets[metric] = filled(template, due_at=due)
+        targets = {
+            metric: filled(template, due_at=count(start, amount))
+            for metric, template, count, amount in found.due
+        }
         return filled(decision, ticket_id=ticket.id, targets=targets)
 
     def match(self, values: dict[str, Any]) -> _Match:
@@ -406,11 +409,11 @@ class Engine:
         ``_Version.decide``).
         """
         items = tickets if isinstance(tickets, list) else list(tickets)
-        parsed = _parse_batch(items)
         extra = dict(facts) if facts else None
         decisions: list[Decision] = []
         add = decisions.append
         with _cyclic_gc_paused():
+            parsed = _parse_batch(items)
             for i, item in enumerate(items):
                 try:
                     # A batch with a bad item is parsed ticket by ticket, so
