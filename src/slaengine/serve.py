@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ from slaengine.database import WalCheckpointer, sqlite_url
 
 log = logging.getLogger("slaengine")
 
-#: How often the scheduler looks for due deliveries.
+#: The longest the scheduler waits between looks for due deliveries.
 TICK_SECONDS = 0.2
+#: The shortest: a row due already but not yet claimable is not spun on.
+MIN_WAIT_SECONDS = 0.005
 #: How often a process looks for ruleset reloads that another process accepted.
 RELOAD_POLL_SECONDS = 1.0
 #: Carries ``serve``'s arguments to the worker processes of ``serve --workers N``.
@@ -139,13 +142,24 @@ def _app(args: argparse.Namespace, worker: str) -> Any:
 
 
 def _scheduler(sla: Any, stop: threading.Event) -> threading.Thread:
+    """The delivery loop: a round as soon as the last one made deliveries (more may
+    have come due meanwhile), else a wait until the next row comes due, at most
+    TICK_SECONDS (a row scheduled meanwhile, by this or another process, may come
+    due sooner)."""
+
     def loop() -> None:
         while not stop.is_set():
+            wait = TICK_SECONDS
             try:
-                sla.deliver_due()
+                if sla.deliver_due():
+                    continue
+                due = sla.next_due()
+                if due is not None:
+                    left = (due - datetime.now(UTC)).total_seconds()
+                    wait = min(max(left, MIN_WAIT_SECONDS), TICK_SECONDS)
             except Exception:  # keep the scheduler alive; the next round retries
                 log.exception("scheduler round failed")
-            stop.wait(TICK_SECONDS)
+            stop.wait(wait)
 
     thread = threading.Thread(target=loop, name="slaengine-scheduler", daemon=True)
     thread.start()

@@ -26,8 +26,10 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache, partial
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -39,7 +41,7 @@ from slaengine.errors import EventError, TicketError, UnknownSourceError
 from slaengine.escalation import Action, EscalationContext
 from slaengine.intake import Intake
 from slaengine.plugins import Escalators, PluginHost
-from slaengine.store import OutboxItem, SqlStore, StoreTransaction, TicketRecord
+from slaengine.store import OutboxItem, Outcome, SqlStore, StoreTransaction, TicketRecord
 from slaengine.ticket import Ticket, TicketEvent, require_aware
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,13 @@ MAX_ATTEMPTS = 5
 BREACH_DELAY = timedelta(seconds=1)
 #: First retry delay; doubles with each attempt.
 RETRY_DELAY = timedelta(seconds=30)
+#: Tickets whose due deliveries are made at once (threads, shared by the process).
+SENDERS = 8
+
+
+@cache
+def _senders() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(SENDERS, thread_name_prefix="slaengine-deliver")
 
 
 @dataclass
@@ -484,20 +493,48 @@ class SlaService:
 
     # -- delivery ---------------------------------------------------------
 
-    def deliver_due(self, now: datetime, limit: int = 500) -> DeliveryReport:
-        """Deliver every owed escalation and breach notice that has come due by ``now``."""
+    def deliver_due(self, now: datetime, limit: int = 100) -> DeliveryReport:
+        """Deliver every owed escalation and breach notice that has come due by ``now``.
+
+        Rows are claimed ``limit`` at a time. The tickets of a claim are
+        delivered side by side on :data:`SENDERS` threads (a ticket's own rows
+        one after another, in order), so one slow receiver holds up only its
+        own share; the claim's outcomes are then recorded in one transaction.
+        A crash before that record leaves the claim's rows to be delivered
+        again with the same idempotency keys, as after any crash.
+        """
         require_aware(now, "now")
         report = DeliveryReport()
         while True:
             items = self.store.claim(now, self.worker, limit)
             if not items:
                 return report
+            by_ticket: dict[str, list[OutboxItem]] = {}
             for item in items:
-                self._deliver(item, now, report)
+                by_ticket.setdefault(item.ticket_id, []).append(item)
+            groups = list(by_ticket.values())
+            if len(groups) == 1:
+                outcomes = [self._deliver_in_order(groups[0], now)]
+            else:
+                send = partial(self._deliver_in_order, now=now)
+                outcomes = list(_senders().map(send, groups))
+            done = [outcome for group in outcomes for outcome in group]
+            self.store.finish_many(done, self.worker)
+            for outcome in done:
+                key = outcome.item.key
+                if outcome.error is None:
+                    report.sent.append(key)
+                elif outcome.retry_at is None:
+                    report.dead.append(key)
+                else:
+                    report.failed.append(key)
             if len(items) < limit:
                 return report
 
-    def _deliver(self, item: OutboxItem, now: datetime, report: DeliveryReport) -> None:
+    def _deliver_in_order(self, items: list[OutboxItem], now: datetime) -> list[Outcome]:
+        return [self._deliver(item, now) for item in items]
+
+    def _deliver(self, item: OutboxItem, now: datetime) -> Outcome:
         try:
             if item.kind == "escalate":
                 context = EscalationContext.model_validate(item.payload["context"])
@@ -511,18 +548,14 @@ class SlaService:
                 self.host.call("slaengine_breach", ticket_id=item.ticket_id, status=status)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
+            at = datetime.now(UTC)
             if item.attempts + 1 >= MAX_ATTEMPTS:
                 log.error("giving up on %s after %d attempts: %s", item.key, MAX_ATTEMPTS, error)
-                self.store.finish(item, self.worker, error=error)
-                report.dead.append(item.key)
-            else:
-                retry_at = now + RETRY_DELAY * (2**item.attempts)
-                log.warning("delivery of %s failed (%s); retry at %s", item.key, error, retry_at)
-                self.store.finish(item, self.worker, error=error, retry_at=retry_at)
-                report.failed.append(item.key)
-            return
-        self.store.finish(item, self.worker)
-        report.sent.append(item.key)
+                return Outcome(item, at, error)
+            retry_at = now + RETRY_DELAY * (2**item.attempts)
+            log.warning("delivery of %s failed (%s); retry at %s", item.key, error, retry_at)
+            return Outcome(item, at, error, retry_at)
+        return Outcome(item, datetime.now(UTC))
 
 
 def announce(host: PluginHost, decisions: Sequence[tuple[Ticket, Decision]]) -> None:

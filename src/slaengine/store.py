@@ -63,6 +63,19 @@ class OutboxItem:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """How the delivery of a claimed row went: sent (no error), or failed at ``at``.
+
+    A failed row with ``retry_at`` is tried again then; without, it is dead.
+    """
+
+    item: OutboxItem
+    at: datetime
+    error: str | None = None
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class TicketRecord:
     """The stored view of one ticket: its decision and metric statuses."""
 
@@ -292,6 +305,17 @@ class SqlStore:
                 for row in rows
             ]
 
+    def next_due(self) -> datetime | None:
+        """When the earliest pending row of this tenant that no worker holds comes due."""
+        clock = datetime.now(UTC)
+        free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < clock)
+        query = sa.select(sa.func.min(outbox.c.fire_at)).where(
+            outbox.c.tenant_id == self.tenant, outbox.c.state == PENDING, free
+        )
+        with self.engine.connect() as conn:
+            first = conn.execute(query).scalar()
+        return None if first is None else _utc(first)
+
     def _due(self, now: datetime) -> tuple[Any, ...]:
         """Conditions of this tenant's pending outbox rows due by ``now``."""
         return (
@@ -341,27 +365,36 @@ class SqlStore:
         retry_at: datetime | None = None,
     ) -> None:
         """Record a claimed row's outcome: sent, retried later, or dead."""
-        values: dict[str, Any] = {"row": item.id, "worker": worker, "attempts": item.attempts + 1}
-        if error is None:
-            statement = _FINISH_SENT
-            values["sent_at"] = datetime.now(UTC)
-        elif retry_at is not None:
-            statement = _FINISH_RETRY
-            values.update(error=error, retry_at=retry_at.astimezone(UTC))
-        else:
-            statement = _FINISH_DEAD
-            values["error"] = error
+        self.finish_many([Outcome(item, datetime.now(UTC), error, retry_at)], worker)
+
+    def finish_many(self, outcomes: Sequence[Outcome], worker: str) -> None:
+        """Record the outcomes of claimed rows, in one transaction."""
         with self._writing() as conn:
-            recorded = conn.execute(statement, values).rowcount
-        if not recorded:
-            # Another worker took the row meanwhile: this one was judged dead
-            # (its liveness lock was lost), so the row may be sent again.
-            log.warning(
-                "outbox row %s was taken from worker %s before its outcome was recorded; "
-                "it may be sent again (with the same idempotency key)",
-                item.id,
-                worker,
-            )
+            for outcome in outcomes:
+                item = outcome.item
+                values: dict[str, Any] = {
+                    "row": item.id,
+                    "worker": worker,
+                    "attempts": item.attempts + 1,
+                }
+                if outcome.error is None:
+                    statement = _FINISH_SENT
+                    values["sent_at"] = outcome.at.astimezone(UTC)
+                elif outcome.retry_at is not None:
+                    statement = _FINISH_RETRY
+                    values.update(error=outcome.error, retry_at=outcome.retry_at.astimezone(UTC))
+                else:
+                    statement = _FINISH_DEAD
+                    values["error"] = outcome.error
+                if not conn.execute(statement, values).rowcount:
+                    # Another worker took the row meanwhile: this one was judged
+                    # dead (its liveness lock was lost), so it may be sent again.
+                    log.warning(
+                        "outbox row %s was taken from worker %s before its outcome was "
+                        "recorded; it may be sent again (with the same idempotency key)",
+                        item.id,
+                        worker,
+                    )
 
     def outbox_rows(self, ticket_id: str | None = None) -> list[dict[str, Any]]:
         """Outbox rows of this tenant (for reports and tests)."""
