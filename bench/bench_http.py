@@ -80,6 +80,15 @@ CHANNELS = ["phone", "email", "web", "chat"]
 Row = tuple[float, float, bool, int]
 #: Open loop: how long requests still queued at the end of a run are waited for.
 LATE_SECONDS = 5.0
+#: A second whose p99 is over this is listed by name (ms).
+SLOW_MS = 50
+#: What a --postgres cluster logs, to set beside the slow seconds.
+PG_LOGGING = {
+    "log_checkpoints": "on",
+    "log_autovacuum_min_duration": "0",
+    "log_min_duration_statement": str(SLOW_MS),
+    "log_timezone": "UTC",
+}
 
 
 def free_port() -> int:
@@ -334,6 +343,8 @@ class Result:
     median_window_p99_ms: float
     worst_window_p99_ms: float  # the slowest second's p99
     worst_window: int  # and which second of the run it was
+    slow_windows: dict[int, float]  # second -> p99 (ms) of each second over SLOW_MS
+    measured_from: float  # epoch seconds: second 0 of the windows
     server_cpu_ms_per_event: float
     load: float
     unstored: int  # events answered 200 that the store does not hold
@@ -461,6 +472,8 @@ def run_once(args: argparse.Namespace, database: str | None, serve_args: list[st
         median_window_p99_ms=statistics.median(window_p99.values()),
         worst_window_p99_ms=window_p99[worst],
         worst_window=worst,
+        slow_windows={k: v for k, v in sorted(window_p99.items()) if v > SLOW_MS},
+        measured_from=cpu_from_at,
         server_cpu_ms_per_event=cpu_used * 1000 / max(events, 1),
         load=load,
         unstored=unstored,
@@ -487,6 +500,23 @@ def show(label: str, r: Result) -> None:
         f"acknowledged but not stored: {r.unstored}",
         flush=True,
     )
+    if r.slow_windows:
+        slow = ", ".join(f"{k} ({v:.0f} ms)" for k, v in r.slow_windows.items())
+        start = datetime.fromtimestamp(r.measured_from, UTC).strftime("%H:%M:%S.%f")[:-3]
+        print(f"  seconds with p99 over {SLOW_MS} ms (second 0: {start} UTC): {slow}", flush=True)
+
+
+def show_postgres_log(log: Path, offset: int) -> None:
+    """What PostgreSQL logged from ``offset`` on: checkpoints, autovacuum, slow statements."""
+    with log.open("rb") as stream:
+        stream.seek(offset)
+        lines = stream.read().decode(errors="replace").splitlines()
+    notable = ("checkpoint", "automatic", "duration:")
+    found = [line for line in lines if any(word in line for word in notable)]
+    for line in found[:20]:
+        print(f"  postgres: {line[:200]}", flush=True)
+    if len(found) > 20:
+        print(f"  postgres: ... and {len(found) - 20} more such lines", flush=True)
 
 
 def main() -> None:
@@ -529,7 +559,7 @@ def main() -> None:
         bindir = find_bindir()
         if bindir is None:
             raise SystemExit("PostgreSQL server binaries not found (scripts/ensure-postgres.sh)")
-        cluster = PostgresCluster(bindir, fsync=True).start()
+        cluster = PostgresCluster(bindir, fsync=True, settings=PG_LOGGING).start()
     kind = "PostgreSQL (throwaway, fsync on)" if cluster else args.database or "SQLite (embedded)"
     load = (
         f"open loop: {args.rate:,.0f} events/s offered on {args.clients} x {args.connections} "
@@ -549,8 +579,11 @@ def main() -> None:
     try:
         for n in range(args.runs):
             database = cluster.create_database(f"bench{n}") if cluster else args.database
+            logged = cluster.log.stat().st_size if cluster else 0
             results.append(run_once(args, database, args.serve_args))
             show(f"run {n + 1}", results[-1])
+            if cluster is not None:
+                show_postgres_log(cluster.log, logged)
     finally:
         if cluster is not None:
             cluster.stop()
@@ -558,7 +591,12 @@ def main() -> None:
         print(f"webhook deliveries received: {Receiver.received}")
     if len(results) > 1:
         fields = Result.__dataclass_fields__
-        medians = Result(*(statistics.median(getattr(r, f) for r in results) for f in fields))
+        medians = Result(
+            *(
+                {} if f == "slow_windows" else statistics.median(getattr(r, f) for r in results)
+                for f in fields
+            )
+        )
         show(f"median of {len(results)} runs", medians)
 
 

@@ -61,9 +61,12 @@ class PostgresCluster:
     ``fsync=off`` suits a throwaway server: only a machine crash could tell.
     """
 
-    def __init__(self, bindir: Path, *, fsync: bool = False) -> None:
+    def __init__(
+        self, bindir: Path, *, fsync: bool = False, settings: dict[str, str] | None = None
+    ) -> None:
         self.bindir = bindir
         self.fsync = fsync
+        self.settings = settings or {}  # further server settings (-c NAME=VALUE)
         self.root = Path(tempfile.mkdtemp(prefix=PREFIX))
         (self.root / OWNER_FILE).write_text(str(os.getpid()))
         self.data = self.root / "data"
@@ -98,6 +101,7 @@ class PostgresCluster:
             f"-k {self.root} -c listen_addresses='' -c fsync={'on' if self.fsync else 'off'}"
             " -c max_connections=200"
         )
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
         return self
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -224,3 +225,45 @@ def test_an_announcer_keeps_the_order_of_decisions_and_announces_all_before_clos
     announcer.close()
     assert recorder.decisions == [f"INC-1:{p}" for p in ("P2", "P1", "P3", "P1", "P2")]
     host.close()
+
+
+class Paced:
+    """An escalation receiver that is slow for one ticket; records when each delivery ended."""
+
+    def __init__(self, slow: str, seconds: float) -> None:
+        self.slow, self.seconds = slow, seconds
+        self.done: list[tuple[str, str, float]] = []  # (ticket, threshold, monotonic time)
+        self.lock = threading.Lock()
+
+    @hookimpl
+    def slaengine_escalate(self, context, action):
+        if context.ticket_id == self.slow:
+            time.sleep(self.seconds)
+        with self.lock:
+            self.done.append((context.ticket_id, context.threshold, time.monotonic()))
+        return True
+
+
+def test_a_slow_receiver_for_one_ticket_holds_up_only_that_ticket(shipped, database_url):
+    host = PluginHost(entry_points=False)
+    paced = Paced("INC-0", seconds=0.15)
+    host.register(paced, "paced")
+    service = SlaService(shipped, host, SqlStore.open(database_url))
+    try:
+        service.apply([created(f"INC-{n}") for n in range(6)])
+        started = time.monotonic()
+        report = service.deliver_due(CREATED + timedelta(hours=9))
+        took = time.monotonic() - started
+    finally:
+        service.store.engine.dispose()
+        host.close()
+    # urgent: 50 %, 75 %, 100 % and 100 %+2h of the resolution clock, per ticket
+    assert len([k for k in report.sent if k.startswith("escalate:")]) == 6 * 4
+    slow = [at for ticket, _, at in paced.done if ticket == "INC-0"]
+    fast = [at for ticket, _, at in paced.done if ticket != "INC-0"]
+    assert len(slow) == 4 and len(fast) == 20
+    assert max(fast) < slow[1]  # the other tickets were not queued behind its second
+    assert took < 4 * 0.15 + 1.0  # its own four one after another, the rest beside them
+    for n in range(6):  # each ticket's thresholds in the order they fell due
+        order = [threshold for ticket, threshold, _ in paced.done if ticket == f"INC-{n}"]
+        assert order == ["50%", "75%", "100%", "100%+2h"]

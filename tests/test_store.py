@@ -23,7 +23,16 @@ from slaengine.errors import EventError
 from slaengine.hookspecs import hookimpl
 from slaengine.plugins import PluginHost
 from slaengine.service import SlaService
-from slaengine.store import CANCELLED, DEAD, PENDING, SENT, OutboxItem, SqlStore, TicketRecord
+from slaengine.store import (
+    CANCELLED,
+    DEAD,
+    PENDING,
+    SENT,
+    OutboxItem,
+    Outcome,
+    SqlStore,
+    TicketRecord,
+)
 from slaengine.ticket import TicketEvent
 from tests.postgres import PostgresCluster
 
@@ -415,3 +424,44 @@ def test_a_tickets_outbox_rows_are_read_through_its_ticket_index_not_every_pendi
             assert "ix_outbox_ticket" in plan and "ix_outbox_due" not in plan, plan
     states = {r["key"]: r["state"] for r in store.outbox_rows()}
     assert states == {"T1a": CANCELLED, "T1b": CANCELLED, "T2a": CANCELLED, "T2b": PENDING}
+
+
+def test_next_due_is_the_earliest_pending_row_no_worker_holds(store):
+    assert store.next_due() is None
+    store.save_ticket(record(), [item("a", 5), item("b", 10), item("c", 20)])
+    assert store.next_due() == T0 + timedelta(minutes=5)
+    (a,) = store.claim(T0 + timedelta(minutes=5), "w1")  # held: not due for anyone else
+    assert store.next_due() == T0 + timedelta(minutes=10)
+    store.finish(a, "w1")
+    assert store.next_due() == T0 + timedelta(minutes=10)
+    other = store.for_tenant("other")
+    assert other.next_due() is None  # another tenant's rows are not its own
+
+
+def test_finish_many_records_each_outcome_and_skips_rows_taken_from_the_worker(store, caplog):
+    store.save_ticket(record(), [item("t", -1), item("ok", 0), item("retry", 0), item("dead", 0)])
+    claimed = {i.key: i for i in store.claim(T0, "w1", limit=1, lease=timedelta(milliseconds=300))}
+    claimed |= {i.key: i for i in store.claim(T0, "w1")}
+    time.sleep(0.35)
+    assert [i.key for i in store.claim(T0, "w2")] == ["t"]  # its lease ran out
+    sent_at = T0 + timedelta(seconds=7)
+    store.finish_many(
+        [
+            Outcome(claimed["ok"], sent_at),
+            Outcome(claimed["retry"], sent_at, "HTTP 503", T0 + timedelta(minutes=5)),
+            Outcome(claimed["dead"], sent_at, "HTTP 400"),
+            Outcome(claimed["t"], sent_at),  # w2 holds it now: w1's word no longer counts
+        ],
+        "w1",
+    )
+    rows = {row["key"]: row for row in store.outbox_rows()}
+    assert {k: r["state"] for k, r in rows.items()} == {
+        "ok": SENT,
+        "retry": PENDING,
+        "dead": DEAD,
+        "t": PENDING,
+    }
+    assert rows["ok"]["sent_at"].replace(tzinfo=UTC) == sent_at
+    assert rows["retry"]["last_error"] == "HTTP 503" and rows["retry"]["claimed_by"] is None
+    assert rows["t"]["claimed_by"] == "w2"
+    assert "taken from worker w1" in caplog.text
