@@ -57,6 +57,10 @@ RETRY_DELAY = timedelta(seconds=30)
 SENDERS = 8
 
 
+def _breaches(items: list[OutboxItem]) -> bool:
+    return any(item.kind == "breach" for item in items)
+
+
 @cache
 def _senders() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(SENDERS, thread_name_prefix="slaengine-deliver")
@@ -513,11 +517,14 @@ class SlaService:
             for item in items:
                 by_ticket.setdefault(item.ticket_id, []).append(item)
             groups = list(by_ticket.values())
-            if len(groups) == 1:
-                outcomes = [self._deliver_in_order(groups[0], now)]
-            else:
-                send = partial(self._deliver_in_order, now=now)
-                outcomes = list(_senders().map(send, groups))
+            # A breach notice carries the ticket's status: its events, read at once.
+            history = self.store.events_of(
+                [ticket for ticket, group in by_ticket.items() if _breaches(group)]
+            )
+            send = partial(self._deliver_in_order, now=now, history=history)
+            # One ticket's rows need no thread.
+            many = len(groups) > 1
+            outcomes = list(_senders().map(send, groups)) if many else [send(groups[0])]
             done = [outcome for group in outcomes for outcome in group]
             self.store.finish_many(done, self.worker)
             for outcome in done:
@@ -531,10 +538,14 @@ class SlaService:
             if len(items) < limit:
                 return report
 
-    def _deliver_in_order(self, items: list[OutboxItem], now: datetime) -> list[Outcome]:
-        return [self._deliver(item, now) for item in items]
+    def _deliver_in_order(
+        self, items: list[OutboxItem], now: datetime, history: Mapping[str, list[TicketEvent]]
+    ) -> list[Outcome]:
+        return [self._deliver(item, now, history) for item in items]
 
-    def _deliver(self, item: OutboxItem, now: datetime) -> Outcome:
+    def _deliver(
+        self, item: OutboxItem, now: datetime, history: Mapping[str, list[TicketEvent]]
+    ) -> Outcome:
         try:
             if item.kind == "escalate":
                 context = EscalationContext.model_validate(item.payload["context"])
@@ -543,7 +554,10 @@ class SlaService:
                     item.payload["plugin"], "slaengine_escalate", context=context, action=action
                 )
             else:
-                clock = self.clock(item.ticket_id)
+                events = history.get(item.ticket_id)
+                if not events:
+                    raise TicketError(f"unknown ticket {item.ticket_id!r}", "ticket_id")
+                clock = TicketClock(self.engine, item.ticket_id).apply_all(events)
                 status = clock.status(max(now, item.fire_at))[item.payload["metric"]]
                 self.host.call("slaengine_breach", ticket_id=item.ticket_id, status=status)
         except Exception as exc:

@@ -188,8 +188,12 @@ class SqlStore:
 
     def events(self, ticket_id: str) -> list[TicketEvent]:
         """Every stored event of a ticket."""
+        return self.events_of([ticket_id]).get(ticket_id, [])
+
+    def events_of(self, ticket_ids: Sequence[str]) -> dict[str, list[TicketEvent]]:
+        """Every stored event of each ticket, in one read (tickets without events left out)."""
         with self.engine.connect() as conn:
-            return _events_of(conn, self.tenant, [ticket_id]).get(ticket_id, [])
+            return _events_of(conn, self.tenant, ticket_ids)
 
     # -- tickets -----------------------------------------------------------
 
@@ -368,10 +372,31 @@ class SqlStore:
         self.finish_many([Outcome(item, datetime.now(UTC), error, retry_at)], worker)
 
     def finish_many(self, outcomes: Sequence[Outcome], worker: str) -> None:
-        """Record the outcomes of claimed rows, in one transaction."""
+        """Record the outcomes of claimed rows, in one transaction.
+
+        A row that another worker has taken meanwhile (this one was judged
+        dead: its liveness lock was lost) is left to that worker, with a
+        warning: it may be sent again, with the same idempotency key.
+        """
+        if not outcomes:
+            return
+        ids = [outcome.item.id for outcome in outcomes]
+        holders = sa.select(outbox.c.id, outbox.c.claimed_by).where(outbox.c.id.in_(ids))
+        if self.postgres:
+            holders = holders.with_for_update()
+        by_statement: dict[Any, list[dict[str, Any]]] = {}
         with self._writing() as conn:
+            held = {row.id for row in conn.execute(holders) if row.claimed_by == worker}
             for outcome in outcomes:
                 item = outcome.item
+                if item.id not in held:
+                    log.warning(
+                        "outbox row %s was taken from worker %s before its outcome was "
+                        "recorded; it may be sent again (with the same idempotency key)",
+                        item.id,
+                        worker,
+                    )
+                    continue
                 values: dict[str, Any] = {
                     "row": item.id,
                     "worker": worker,
@@ -386,15 +411,9 @@ class SqlStore:
                 else:
                     statement = _FINISH_DEAD
                     values["error"] = outcome.error
-                if not conn.execute(statement, values).rowcount:
-                    # Another worker took the row meanwhile: this one was judged
-                    # dead (its liveness lock was lost), so it may be sent again.
-                    log.warning(
-                        "outbox row %s was taken from worker %s before its outcome was "
-                        "recorded; it may be sent again (with the same idempotency key)",
-                        item.id,
-                        worker,
-                    )
+                by_statement.setdefault(statement, []).append(values)
+            for statement, rows in by_statement.items():
+                conn.execute(statement, rows)  # an executemany: one round trip per batch
 
     def outbox_rows(self, ticket_id: str | None = None) -> list[dict[str, Any]]:
         """Outbox rows of this tenant (for reports and tests)."""
