@@ -27,14 +27,14 @@ log = logging.getLogger("slaengine")
 
 #: The longest the scheduler waits between looks for due deliveries.
 TICK_SECONDS = 0.2
-#: The shortest: a row due already but not yet claimable is not spun on.
-MIN_WAIT_SECONDS = 0.005
+#: The shortest: rows due within it of each other go out in one round.
+MIN_WAIT_SECONDS = 0.05
 #: How often a process looks for ruleset reloads that another process accepted.
 RELOAD_POLL_SECONDS = 1.0
 #: Carries ``serve``'s arguments to the worker processes of ``serve --workers N``.
 ARGS_ENV = "SLAENGINE_SERVE_ARGS"
 #: The cyclic collector's thresholds while serving (Python's default: 700, 10, 10).
-GC_THRESHOLDS = (20_000, 20, 100)
+GC_THRESHOLDS = (10_000, 2, 100)
 
 
 def _steady_gc() -> None:
@@ -42,12 +42,17 @@ def _steady_gc() -> None:
 
     Once the rulesets, plugins and store are loaded, those objects live as
     long as the process: ``gc.freeze`` moves them out of the collector's
-    sight, so a full collection no longer walks them. With Python's default
-    thresholds a serving process ran a full collection every few seconds
-    (each 170 ms, stalling every request in flight) and spent about 4 % of
-    its CPU collecting; with these it collects young objects every 20,000
-    allocations (a few ms) and the whole heap rarely. Unreachable cycles are
-    still collected, later.
+    sight, so a full collection no longer walks them. What grows while
+    serving is the cache of ticket clocks (about 80 objects a ticket, and
+    no reference cycles). A middle-generation collection walks everything
+    made since the last one: with Python's default thresholds that came
+    every few seconds and cost about 4 % of the CPU; with (20,000, 20) it
+    came every half minute at 1,000 events/s and stalled every request for
+    about 200 ms (bench/bench_http.py, its slowest second). With these the
+    young generation is collected every 10,000 new objects and the middle
+    one every second time (about 15 ms, every few seconds); the whole heap
+    after a hundred of those, i.e. only as the heap keeps growing.
+    Unreachable cycles are still collected, later.
     """
     gc.collect()
     gc.freeze()
@@ -142,17 +147,16 @@ def _app(args: argparse.Namespace, worker: str) -> Any:
 
 
 def _scheduler(sla: Any, stop: threading.Event) -> threading.Thread:
-    """The delivery loop: a round as soon as the last one made deliveries (more may
-    have come due meanwhile), else a wait until the next row comes due, at most
-    TICK_SECONDS (a row scheduled meanwhile, by this or another process, may come
-    due sooner)."""
+    """The delivery loop: a round (which drains whatever is due), then a wait until
+    the next row comes due, at least MIN_WAIT_SECONDS (rows that come due close
+    together are delivered in one round: each round costs a write transaction)
+    and at most TICK_SECONDS (a row scheduled meanwhile may come due sooner)."""
 
     def loop() -> None:
         while not stop.is_set():
             wait = TICK_SECONDS
             try:
-                if sla.deliver_due():
-                    continue
+                sla.deliver_due()
                 due = sla.next_due()
                 if due is not None:
                     left = (due - datetime.now(UTC)).total_seconds()
