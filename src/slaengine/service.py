@@ -503,9 +503,9 @@ class SlaService:
         Rows are claimed ``limit`` at a time. The tickets of a claim are
         delivered side by side on :data:`SENDERS` threads (a ticket's own rows
         one after another, in order), so one slow receiver holds up only its
-        own share; the claim's outcomes are then recorded in one transaction.
-        A crash before that record leaves the claim's rows to be delivered
-        again with the same idempotency keys, as after any crash.
+        own share. Each outcome is recorded as soon as its delivery ends: a
+        crash repeats only the sends in flight (with their idempotency keys),
+        never one that had come back.
         """
         require_aware(now, "now")
         report = DeliveryReport()
@@ -526,7 +526,6 @@ class SlaService:
             many = len(groups) > 1
             outcomes = list(_senders().map(send, groups)) if many else [send(groups[0])]
             done = [outcome for group in outcomes for outcome in group]
-            self.store.finish_many(done, self.worker)
             for outcome in done:
                 key = outcome.item.key
                 if outcome.error is None:
@@ -541,7 +540,12 @@ class SlaService:
     def _deliver_in_order(
         self, items: list[OutboxItem], now: datetime, history: Mapping[str, list[TicketEvent]]
     ) -> list[Outcome]:
-        return [self._deliver(item, now, history) for item in items]
+        outcomes = []
+        for item in items:
+            outcome = self._deliver(item, now, history)
+            self.store.finish_many([outcome], self.worker)
+            outcomes.append(outcome)
+        return outcomes
 
     def _deliver(
         self, item: OutboxItem, now: datetime, history: Mapping[str, list[TicketEvent]]
