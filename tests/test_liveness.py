@@ -29,7 +29,7 @@ from slaengine.database import outbox
 from slaengine.engine import Engine
 from slaengine.liveness import WorkerNameInUse
 from slaengine.plugins import PluginHost, load_plugin_config
-from slaengine.service import SENDERS, SlaService
+from slaengine.service import SlaService
 from slaengine.store import PENDING, SENT, OutboxItem, SqlStore, TicketRecord
 from slaengine.ticket import TicketEvent
 from tests.postgres import PostgresCluster
@@ -321,11 +321,11 @@ def test_a_worker_killed_mid_delivery_has_its_rows_delivered_by_the_other_within
         engine.close()
     counts = Counter(k for _, k in receiver.received)
     # None lost. Repeated (once, with their keys) are only sends the victim had
-    # in flight or had not recorded: its claim delivers tickets side by side.
+    # in flight or not yet recorded: its claim delivers tickets side by side.
     assert len(counts) == 20
     repeated = {k: n for k, n in counts.items() if n != 1}
     assert repeated[hung_key] == 2 and set(repeated.values()) == {2}
-    assert set(repeated) <= held and len(repeated) <= SENDERS
+    assert set(repeated) <= held
     assert late < 1, f"the victim's rows reached the receiver {late:.2f} s after the kill"
     rows = store.outbox_rows()
     assert [(r["state"], r["attempts"]) for r in rows] == [(SENT, 1)] * 40

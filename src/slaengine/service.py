@@ -24,9 +24,10 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
@@ -55,6 +56,8 @@ BREACH_DELAY = timedelta(seconds=1)
 RETRY_DELAY = timedelta(seconds=30)
 #: Tickets whose due deliveries are made at once (threads, shared by the process).
 SENDERS = 8
+#: Outcomes that come back within this many seconds are recorded together.
+RECORD_EVERY = 0.02
 
 
 def _breaches(items: list[OutboxItem]) -> bool:
@@ -503,9 +506,10 @@ class SlaService:
         Rows are claimed ``limit`` at a time. The tickets of a claim are
         delivered side by side on :data:`SENDERS` threads (a ticket's own rows
         one after another, in order), so one slow receiver holds up only its
-        own share. Each outcome is recorded as soon as its delivery ends: a
-        crash repeats only the sends in flight (with their idempotency keys),
-        never one that had come back.
+        own share. Outcomes are recorded as they come back, those of each
+        :data:`RECORD_EVERY` seconds in one transaction: a crash repeats (with
+        their idempotency keys) only the sends in flight and those back within
+        that time.
         """
         require_aware(now, "now")
         report = DeliveryReport()
@@ -521,12 +525,18 @@ class SlaService:
             history = self.store.events_of(
                 [ticket for ticket, group in by_ticket.items() if _breaches(group)]
             )
-            send = partial(self._deliver_in_order, now=now, history=history)
-            # One ticket's rows need no thread.
-            many = len(groups) > 1
-            outcomes = list(_senders().map(send, groups)) if many else [send(groups[0])]
-            done = [outcome for group in outcomes for outcome in group]
-            for outcome in done:
+            results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+            send = partial(self._deliver_in_order, now=now, history=history, results=results)
+            futures = []
+            if len(groups) > 1:
+                futures = [_senders().submit(send, group) for group in groups]
+            else:  # one ticket's rows need no thread
+                send(groups[0])
+            done = self._record_as_they_come(results, len(items), futures)
+            for future in futures:
+                future.result()  # a sender's unexpected error surfaces here
+            order = {item.id: n for n, item in enumerate(items)}
+            for outcome in sorted(done, key=lambda o: order[o.item.id]):
                 key = outcome.item.key
                 if outcome.error is None:
                     report.sent.append(key)
@@ -537,15 +547,37 @@ class SlaService:
             if len(items) < limit:
                 return report
 
-    def _deliver_in_order(
-        self, items: list[OutboxItem], now: datetime, history: Mapping[str, list[TicketEvent]]
+    def _record_as_they_come(
+        self, results: queue.SimpleQueue[Outcome], count: int, futures: list[Future[None]]
     ) -> list[Outcome]:
-        outcomes = []
+        """Record ``count`` outcomes as the senders put them in ``results``, in batches."""
+        done: list[Outcome] = []
+        while len(done) < count:
+            try:
+                batch = [results.get(timeout=RECORD_EVERY)]
+            except queue.Empty:
+                if all(future.done() for future in futures) and results.empty():
+                    break  # a sender failed: its error is raised by the caller
+                continue
+            deadline = time.monotonic() + RECORD_EVERY
+            while len(done) + len(batch) < count and (left := deadline - time.monotonic()) > 0:
+                try:
+                    batch.append(results.get(timeout=left))
+                except queue.Empty:
+                    break
+            self.store.finish_many(batch, self.worker)
+            done += batch
+        return done
+
+    def _deliver_in_order(
+        self,
+        items: list[OutboxItem],
+        now: datetime,
+        history: Mapping[str, list[TicketEvent]],
+        results: queue.SimpleQueue[Outcome],
+    ) -> None:
         for item in items:
-            outcome = self._deliver(item, now, history)
-            self.store.finish_many([outcome], self.worker)
-            outcomes.append(outcome)
-        return outcomes
+            results.put(self._deliver(item, now, history))
 
     def _deliver(
         self, item: OutboxItem, now: datetime, history: Mapping[str, list[TicketEvent]]
