@@ -232,18 +232,15 @@ class SlaApp:
                 )
             ).inserted_primary_key[0]
 
-    def deliver_due(self, now: datetime | None = None) -> int:
-        """One scheduler round over every tenant; how many deliveries it made or tried."""
+    def deliver_due(self, now: datetime | None = None) -> None:
+        """One scheduler round over every tenant."""
         now = now or datetime.now(UTC)
-        made = 0
         for tenant in self.tenants.values():
             report = tenant.service.deliver_due(now)
             escalated = [k for k in report.sent if k.startswith("escalate:")]
             self.metrics.escalations.labels("sent").inc(len(escalated))
             self.metrics.escalations.labels("failed").inc(len(report.failed) + len(report.dead))
             self.metrics.breaches.inc(len(report.sent) - len(escalated))
-            made += len(report.sent) + len(report.failed) + len(report.dead)
-        return made
 
     def next_due(self) -> datetime | None:
         """When the earliest delivery that no worker holds comes due, in any tenant."""

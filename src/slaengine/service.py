@@ -60,10 +60,6 @@ SENDERS = 8
 RECORD_EVERY = 0.02
 
 
-def _breaches(items: list[OutboxItem]) -> bool:
-    return any(item.kind == "breach" for item in items)
-
-
 @cache
 def _senders() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(SENDERS, thread_name_prefix="slaengine-deliver")
@@ -489,7 +485,10 @@ class SlaService:
 
     def clock(self, ticket_id: str) -> TicketClock:
         """The clock of a stored ticket (read from the store, never the cache)."""
-        events = self.store.events(ticket_id)
+        return self._clock_of(ticket_id, self.store.events(ticket_id))
+
+    def _clock_of(self, ticket_id: str, events: list[TicketEvent] | None) -> TicketClock:
+        """A ticket's clock from its stored events; TicketError when it has none."""
         if not events:
             raise TicketError(f"unknown ticket {ticket_id!r}", "ticket_id")
         return TicketClock(self.engine, ticket_id).apply_all(events)
@@ -523,7 +522,7 @@ class SlaService:
             groups = list(by_ticket.values())
             # A breach notice carries the ticket's status: its events, read at once.
             history = self.store.events_of(
-                [ticket for ticket, group in by_ticket.items() if _breaches(group)]
+                list({item.ticket_id for item in items if item.kind == "breach"})
             )
             results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
             send = partial(self._deliver_in_order, now=now, history=history, results=results)
@@ -590,10 +589,7 @@ class SlaService:
                     item.payload["plugin"], "slaengine_escalate", context=context, action=action
                 )
             else:
-                events = history.get(item.ticket_id)
-                if not events:
-                    raise TicketError(f"unknown ticket {item.ticket_id!r}", "ticket_id")
-                clock = TicketClock(self.engine, item.ticket_id).apply_all(events)
+                clock = self._clock_of(item.ticket_id, history.get(item.ticket_id))
                 status = clock.status(max(now, item.fire_at))[item.payload["metric"]]
                 self.host.call("slaengine_breach", ticket_id=item.ticket_id, status=status)
         except Exception as exc:

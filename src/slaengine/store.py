@@ -274,7 +274,7 @@ class SqlStore:
         now = now.astimezone(UTC)
         clock = max(now, datetime.now(UTC))
         self._free_claims_of_dead(now, clock, worker)
-        free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < clock)
+        free = _unheld(clock)
         query = (
             sa.select(outbox.c.id)
             .where(*self._due(now), free)
@@ -311,10 +311,10 @@ class SqlStore:
 
     def next_due(self) -> datetime | None:
         """When the earliest pending row of this tenant that no worker holds comes due."""
-        clock = datetime.now(UTC)
-        free = sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < clock)
         query = sa.select(sa.func.min(outbox.c.fire_at)).where(
-            outbox.c.tenant_id == self.tenant, outbox.c.state == PENDING, free
+            outbox.c.tenant_id == self.tenant,
+            outbox.c.state == PENDING,
+            _unheld(datetime.now(UTC)),
         )
         with self.engine.connect() as conn:
             first = conn.execute(query).scalar()
@@ -422,6 +422,11 @@ class SqlStore:
             query = query.where(outbox.c.ticket_id == ticket_id)
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query.order_by(outbox.c.id))]
+
+
+def _unheld(clock: datetime) -> Any:
+    """The condition of an outbox row that no worker's lease holds at ``clock``."""
+    return sa.or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < clock)
 
 
 def _finish(**values: Any) -> Any:
