@@ -64,6 +64,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 import uvloop
@@ -88,6 +89,9 @@ PG_LOGGING = {
     "log_autovacuum_min_duration": "0",
     "log_min_duration_statement": str(SLOW_MS),
     "log_timezone": "UTC",
+    # Where PostgreSQL's own time goes: printed after each run (top statements).
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track_planning": "on",
 }
 
 
@@ -519,6 +523,40 @@ def show_postgres_log(log: Path, offset: int) -> None:
         print(f"  postgres: ... and {len(found) - 20} more such lines", flush=True)
 
 
+def postgres_cpu_seconds(cluster: Any) -> float:
+    """CPU time of the PostgreSQL server: the postmaster and every backend it has reaped."""
+    pid = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
+
+
+def show_postgres_statements(url: str, events: int, top: int = 6) -> None:
+    """The statements PostgreSQL spent most time on during a run (pg_stat_statements)."""
+    engine = connect(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT calls, rows, total_exec_time, total_plan_time, query "
+                    "FROM pg_stat_statements WHERE dbid = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                    "ORDER BY total_exec_time + total_plan_time DESC LIMIT :top"
+                ),
+                {"top": top},
+            ).all()
+    finally:
+        engine.dispose()
+    for calls, count, executing, planning, query in rows:
+        text = " ".join(query.split())[:90]
+        print(
+            f"  postgres time: {(executing + planning) / max(events, 1) * 1000:6.1f} us/event "
+            f"(planning {planning / max(events, 1) * 1000:.1f}) {calls:>7,} calls "
+            f"{count:>8,} rows  {text}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60, help="measured seconds per run")
@@ -580,9 +618,21 @@ def main() -> None:
         for n in range(args.runs):
             database = cluster.create_database(f"bench{n}") if cluster else args.database
             logged = cluster.log.stat().st_size if cluster else 0
+            if cluster is not None:
+                with connect(database).begin() as conn:
+                    conn.execute(sa.text("CREATE EXTENSION pg_stat_statements"))
+                pg_cpu = postgres_cpu_seconds(cluster)
             results.append(run_once(args, database, args.serve_args))
             show(f"run {n + 1}", results[-1])
             if cluster is not None:
+                done = results[-1].events_per_s * (args.seconds - args.warmup)
+                used = postgres_cpu_seconds(cluster) - pg_cpu
+                print(
+                    f"  postgres CPU: {used / max(done, 1) * 1000:.3f} ms/event "
+                    "(whole run, start-up included)",
+                    flush=True,
+                )
+                show_postgres_statements(database, int(done))
                 show_postgres_log(cluster.log, logged)
     finally:
         if cluster is not None:

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine as SqlEngine
 from sqlalchemy.pool import StaticPool
 
 from slaengine.database import (
+    PENDING_ROW,
     connect,
     events,
     outbox,
@@ -313,7 +314,7 @@ class SqlStore:
         """When the earliest pending row of this tenant that no worker holds comes due."""
         query = sa.select(sa.func.min(outbox.c.fire_at)).where(
             outbox.c.tenant_id == self.tenant,
-            outbox.c.state == PENDING,
+            PENDING_ROW,
             _unheld(datetime.now(UTC)),
         )
         with self.engine.connect() as conn:
@@ -322,11 +323,7 @@ class SqlStore:
 
     def _due(self, now: datetime) -> tuple[Any, ...]:
         """Conditions of this tenant's pending outbox rows due by ``now``."""
-        return (
-            outbox.c.tenant_id == self.tenant,
-            outbox.c.state == PENDING,
-            outbox.c.fire_at <= now,
-        )
+        return (outbox.c.tenant_id == self.tenant, PENDING_ROW, outbox.c.fire_at <= now)
 
     def _free_claims_of_dead(self, now: datetime, clock: datetime, worker: str) -> None:
         """Free the due rows other workers hold under a lease, where the holder is dead."""
@@ -456,7 +453,7 @@ def _free_claims(conn: Any, worker: str, due_by: datetime | None = None) -> int:
     due rows (an index range) when many rows are pending; the dead worker's
     later rows are freed when they come due.
     """
-    where = [outbox.c.claimed_by == worker, outbox.c.state == PENDING]
+    where = [outbox.c.claimed_by == worker, PENDING_ROW]
     if due_by is not None:
         where.append(outbox.c.fire_at <= due_by)
     result = conn.execute(outbox.update().where(*where).values(claimed_by=None, claimed_until=None))
@@ -660,15 +657,21 @@ class _Statements:
             ),
             dialect,
         )
-        # One row per execution, run as an executemany: with a list of keys,
-        # SQLite's planner prefers the (state, fire_at) index and scans every
-        # pending row of the database instead of looking each key up.
+        # One row per execution, run as an executemany, found by its key and
+        # its ticket: whichever index a planner takes (on a table it has no
+        # statistics of, PostgreSQL's generic plan picks among equals), the
+        # unique key's or the ticket's, the search stays within one ticket.
+        # The state test is ``IS NOT DISTINCT FROM`` (the same, for a column
+        # that is never NULL): neither planner can infer from it the
+        # condition of the index of every pending row, so that index is no
+        # candidate (with ``state = 'pending'`` it was, and was taken).
         self.cancel = _Driver(
             outbox.update()
             .where(
                 outbox.c.tenant_id == tenant,
+                outbox.c.ticket_id == sa.bindparam("cancel_ticket"),
                 outbox.c.key == sa.bindparam("cancel_key"),
-                outbox.c.state == PENDING,
+                outbox.c.state.is_not_distinct_from(PENDING),
             )
             .values(state=CANCELLED),
             dialect,
@@ -929,20 +932,22 @@ class StoreTransaction:
             for ticket_id, key, fire_at, state in self._rows(self._sql.outbox_of, unknown):
                 if state == PENDING:
                     pending[ticket_id][key] = _stored_instant(fire_at)
-        gone: list[str] = []
+        gone: list[dict[str, str]] = []
         changed: list[OutboxItem] = []
         schedules = []
         for ticket_id, items, known in plans:
             wanted = {item.key: item for item in items}
             was = pending[ticket_id] if known is None else known
-            gone += [key for key in was if key not in wanted]
+            gone += [
+                {"tenant": self.tenant, "cancel_ticket": ticket_id, "cancel_key": key}
+                for key in was
+                if key not in wanted
+            ]
             now = {key: item.fire_at.astimezone(UTC) for key, item in wanted.items()}
             changed += [item for key, item in wanted.items() if was.get(key) != now[key]]
             schedules.append(now)
         if gone:
-            self._sql.cancel.run_many(
-                self._cursor, [{"tenant": self.tenant, "cancel_key": key} for key in gone]
-            )
+            self._sql.cancel.run_many(self._cursor, gone)
         if changed:
             memo: dict[int, str] = {}
             self._sql.schedule.run_many(
