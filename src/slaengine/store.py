@@ -32,6 +32,7 @@ from sqlalchemy.pool import StaticPool
 
 from slaengine.database import (
     PENDING_ROW,
+    FirstStatistics,
     connect,
     events,
     outbox,
@@ -757,6 +758,7 @@ class StoreTransaction:
         self._cursor: Any = None
         self._pipeline: Any = None  # PostgreSQL only
         self._locks = ExitStack()  # the writer lock (SQLite file) or the memory lock
+        self._events_added = 0
 
     def __enter__(self) -> StoreTransaction:
         if self.write and self.store.write_lock is not None:
@@ -808,6 +810,10 @@ class StoreTransaction:
             self._close(failed=True)
             raise
         self._close()
+        if kind is None and self._events_added and self.store.postgres:
+            statistics = FirstStatistics.for_engine(self.store.engine)
+            if statistics is not None:
+                statistics.wrote(self._events_added)
 
     def _close(self, failed: bool = False) -> None:
         """Leave pipeline mode, give the connection back to the pool and the write lock up."""
@@ -866,6 +872,7 @@ class StoreTransaction:
         """Insert new events (the caller has checked they are not stored yet)."""
         if not batch:
             return
+        self._events_added += len(batch)
         now = datetime.now(UTC)
         self._sql.add_events.run_many(
             self._cursor,
