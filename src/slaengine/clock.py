@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from slaengine.decision import Decision, MetricTarget
+from slaengine.decision import Decision, MetricTarget, set_extra, set_fields_set, set_private
 from slaengine.errors import EventError
 from slaengine.escalation import EscalationPlan, Threshold
 from slaengine.metric import EventCondition, MetricDefinition
@@ -572,9 +572,9 @@ def _trusted(cls: type[_M], given: set[str], values: dict[str, Any]) -> _M:
     """
     model = _new(cls)
     _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", given)
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
+    set_fields_set(model, given)
+    set_extra(model, None)
+    set_private(model, None)
     return model
 
 

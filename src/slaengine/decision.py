@@ -62,6 +62,12 @@ class Decision(BaseModel):
 _M = TypeVar("_M", bound=BaseModel)
 _new = object.__new__
 _set = object.__setattr__
+# BaseModel's own slots, set through their descriptors: faster than
+# object.__setattr__, which looks each name up on the class first.
+_SLOTS = BaseModel.__dict__
+set_fields_set = _SLOTS["__pydantic_fields_set__"].__set__
+set_extra = _SLOTS["__pydantic_extra__"].__set__
+set_private = _SLOTS["__pydantic_private__"].__set__
 
 
 def filled(template: _M, **changes: object) -> _M:
@@ -73,13 +79,13 @@ def filled(template: _M, **changes: object) -> _M:
     by construction, and for fields the template was built with (given
     explicitly), since the template's set of given fields is kept as it is.
     """
-    model = _new(type(template))
+    model = _new(template.__class__)
     values = template.__dict__.copy()
     values.update(changes)
     _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", template.__pydantic_fields_set__)
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
+    set_fields_set(model, template.__pydantic_fields_set__)
+    set_extra(model, None)
+    set_private(model, None)
     return model
 
 
