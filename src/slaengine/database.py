@@ -300,6 +300,7 @@ class FirstStatistics:
             analyzed = conn.execute(
                 sa.text(
                     "SELECT count(*) FROM pg_stat_user_tables WHERE relname IN :tables "
+                    "AND schemaname = current_schema() "
                     "AND (last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL)"
                 ).bindparams(sa.bindparam("tables", expanding=True)),
                 {"tables": list(_ANALYZED)},
