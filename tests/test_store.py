@@ -582,3 +582,17 @@ def test_a_new_database_is_analyzed_once_it_has_taken_enough_events(postgres):
         again.engine.dispose()
     finally:
         store.engine.dispose()
+
+
+def test_the_first_transaction_of_a_new_database_is_counted_once(postgres):
+    store = SqlStore.open(postgres.create_database("young_counted"))
+    try:
+        half = ANALYZE_AFTER_EVENTS // 2
+        store.add_events([event(f"a{n}", "T1", n) for n in range(half)])
+        store.add_events([event(f"b{n}", "T2", n) for n in range(half - 1)])
+        statistics = FirstStatistics.for_engine(store.engine)
+        assert statistics is not None and not statistics.done.wait(0.5)  # 999 events
+        store.add_events([event("c", "T3", 1)])
+        assert statistics.done.wait(10)
+    finally:
+        store.engine.dispose()

@@ -327,6 +327,22 @@ class FirstStatistics:
                 found = _STATISTICS[engine] = cls(engine)
             return found
 
+    @classmethod
+    def committed(cls, engine: SqlEngine, events_added: int) -> None:
+        """Count a transaction's events once it has committed (PostgreSQL only).
+
+        The first call for an engine counts what the database holds, these
+        events included.
+        """
+        if engine.dialect.name != "postgresql":
+            return
+        with _STATISTICS_LOCK:
+            found = _STATISTICS.get(engine)
+            if found is None:
+                _STATISTICS[engine] = cls(engine)
+                return
+        found.wrote(events_added)
+
     def wrote(self, events_added: int) -> None:
         """Count committed events; analyze once enough have come."""
         if self._to_go is None:

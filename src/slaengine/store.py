@@ -810,10 +810,8 @@ class StoreTransaction:
             self._close(failed=True)
             raise
         self._close()
-        if kind is None and self._events_added and self.store.postgres:
-            statistics = FirstStatistics.for_engine(self.store.engine)
-            if statistics is not None:
-                statistics.wrote(self._events_added)
+        if kind is None and self._events_added:
+            FirstStatistics.committed(self.store.engine, self._events_added)
 
     def _close(self, failed: bool = False) -> None:
         """Leave pipeline mode, give the connection back to the pool and the write lock up."""
