@@ -319,29 +319,33 @@ class FirstStatistics:
     @classmethod
     def for_engine(cls, engine: SqlEngine) -> FirstStatistics | None:
         """The engine's keeper of first statistics: PostgreSQL only, one per engine."""
-        if engine.dialect.name != "postgresql":
-            return None
-        with _STATISTICS_LOCK:
-            found = _STATISTICS.get(engine)
-            if found is None:
-                found = _STATISTICS[engine] = cls(engine)
-            return found
+        return cls._of(engine)[0]
 
     @classmethod
     def committed(cls, engine: SqlEngine, events_added: int) -> None:
         """Count a transaction's events once it has committed (PostgreSQL only).
 
-        The first call for an engine counts what the database holds, these
-        events included.
+        The call that creates the keeper counts what the database holds,
+        these events included, so they are not counted again.
         """
+        found, created = cls._of(engine)
+        if found is not None and not created:
+            found.wrote(events_added)
+
+    @classmethod
+    def _of(cls, engine: SqlEngine) -> tuple[FirstStatistics | None, bool]:
+        """The engine's keeper, and whether this call created it."""
         if engine.dialect.name != "postgresql":
-            return
+            return None, False
+        found = _STATISTICS.get(engine)
+        if found is not None:
+            return found, False
         with _STATISTICS_LOCK:
             found = _STATISTICS.get(engine)
-            if found is None:
-                _STATISTICS[engine] = cls(engine)
-                return
-        found.wrote(events_added)
+            if found is not None:
+                return found, False
+            found = _STATISTICS[engine] = cls(engine)
+            return found, True
 
     def wrote(self, events_added: int) -> None:
         """Count committed events; analyze once enough have come."""

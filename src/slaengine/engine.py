@@ -26,15 +26,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from slaengine.calendar import Calendar, epoch_us
 from slaengine.compiler import Encoding, compile_condition, encoding_for
 from slaengine.condition import first_failure
-from slaengine.decision import (
-    Decision,
-    MetricTarget,
-    Route,
-    filled,
-    set_extra,
-    set_fields_set,
-    set_private,
-)
+from slaengine.decision import Decision, MetricTarget, Route, filled, trusted
 from slaengine.errors import NoRuleMatched, SlaEngineError, TicketError
 from slaengine.escalation import EscalationPlan
 from slaengine.facts import FieldReader
@@ -47,8 +39,6 @@ from slaengine.ticket import Ticket, parse_ticket
 #: Where a contract leads: version start instants, the versions, the overrides.
 _Route = tuple[list[datetime], list["_Version"], dict[str, Any] | None]
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
-_new = object.__new__
-_set = object.__setattr__
 
 #: Validates a whole batch of ticket mappings in one call into pydantic-core.
 _TICKETS = TypeAdapter(list[Ticket])
@@ -232,15 +222,10 @@ class _Version:
             raise NoRuleMatched(f"ticket {ticket.id}: {found.error}")
         targets = {}
         for metric, template, count, amount in found.due:
-            # filled(template, due_at=...), inlined: it runs for every target.
-            target = _new(MetricTarget)
+            # filled(template, due_at=...) without its keyword dict: it runs per target.
             values = template.__dict__.copy()
             values["due_at"] = count(start, amount)
-            _set(target, "__dict__", values)
-            set_fields_set(target, template.__pydantic_fields_set__)
-            set_extra(target, None)
-            set_private(target, None)
-            targets[metric] = target
+            targets[metric] = trusted(MetricTarget, template.__pydantic_fields_set__, values)
         return filled(decision, ticket_id=ticket.id, targets=targets)
 
     def match(self, values: dict[str, Any]) -> _Match:
