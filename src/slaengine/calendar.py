@@ -423,7 +423,7 @@ class _Timeline:
         self.nth_cache: dict[tuple[int, int], tuple[date, int | None]] = {}
         self.lock = threading.Lock()
         self.first_year = FIRST_YEAR
-        self.last_year = min([LAST_YEAR, *(_country_last_year(*c) for c in self.countries)])
+        self.last_year = min([LAST_YEAR] + [_country_last_year(*c) for c in self.countries])
         self.years = f"{self.first_year}..{self.last_year} this calendar answers for"
         if self.last_year < LAST_YEAR:
             self.years += f" (the holidays package knows its holidays up to {self.last_year})"

@@ -326,17 +326,21 @@ _ONE_US = timedelta(microseconds=1)
 _US_PER_S = 1_000_000
 
 
-def _us(t: datetime) -> int:
-    """Epoch microseconds of an aware datetime (exact)."""
-    return (t - _EPOCH) // _ONE_US
+try:  # the same conversions through the datetime C API, where compiled (see setup.py)
+    from slaengine._instants import epoch_us as _us
+    from slaengine._instants import utc as _utc
+except ImportError:
 
+    def _us(t: datetime) -> int:
+        """Epoch microseconds of an aware datetime (exact)."""
+        return (t - _EPOCH) // _ONE_US
 
-def _utc(us: int) -> datetime:
-    return _EPOCH + _ONE_US * us
+    def _utc(us: int) -> datetime:
+        return _EPOCH + _ONE_US * us
 
 
 def _utc_or_none(us: int | None) -> datetime | None:
-    return None if us is None else _EPOCH + _ONE_US * us
+    return None if us is None else _utc(us)
 
 
 class _Cycle:
