@@ -14,7 +14,7 @@ cdef class _Spec:
 cpdef object _utc_or_none(us)
 
 cdef class _Cycle:
-    cdef public long long number, started_at, since, ran
+    cdef public long long number, started_at, since, counted, ran
     cdef public list segments, used
     cdef public object open_at, stopped_at, outcome, target, calendar, _budget, _record
     cdef public _Hours arithmetic
@@ -37,7 +37,7 @@ cdef class _Metric:
     cdef public _Cycle cycle
     cdef public list history
     cdef public bint event_paused
-    cpdef on_event(self, event, long long at, status, _Timeline timeline)
+    cpdef on_event(self, str kind, fields, long long at, status, _Timeline timeline)
     cpdef _new_cycle(self, long long at, bint paused, _Timeline timeline)
     cpdef status(self, long long at, plan, bint paused_now)
 

@@ -347,8 +347,8 @@ class _Cycle:
     """One cycle of a metric's clock: running intervals and the target they count against.
 
     Instants are epoch microseconds. ``used`` holds the business time of each
-    closed running interval (``segments``) on the cycle's calendar, ``ran``
-    their wall-clock total.
+    closed running interval (``segments``) on the cycle's calendar,
+    ``counted`` its sum, ``ran`` their wall-clock total.
     """
 
     __slots__ = (
@@ -357,6 +357,7 @@ class _Cycle:
         "since",
         "segments",
         "used",
+        "counted",
         "ran",
         "open_at",
         "stopped_at",
@@ -381,6 +382,7 @@ class _Cycle:
         self.since = at
         self.segments: list[tuple[int, int]] = []
         self.used: list[int] = []
+        self.counted = 0
         self.ran = 0
         self.open_at: int | None = None if paused else at
         self.stopped_at: int | None = None
@@ -396,7 +398,9 @@ class _Cycle:
         if start is not None:
             self.segments.append((start, at))
             if self.arithmetic is not None:
-                self.used.append(self.arithmetic.elapsed(start, at))
+                length = self.arithmetic.elapsed(start, at)
+                self.used.append(length)
+                self.counted += length
             self.ran += at - start
             self.open_at = None
 
@@ -431,6 +435,7 @@ class _Cycle:
         self.calendar = calendar
         self.arithmetic = arithmetic = calendar.arithmetic if calendar is not None else None
         self.used = [arithmetic.elapsed(a, b) for a, b in self.segments] if arithmetic else []
+        self.counted = sum(self.used)
         self._budget = None
 
     def paused_time(self, at: int) -> int:
@@ -456,7 +461,7 @@ class _Cycle:
         """Business time used, due time and state at ``at`` (not before the last event)."""
         arithmetic = self.arithmetic
         open_at = self.open_at
-        consumed = sum(self.used)
+        consumed = self.counted
         if open_at is not None and arithmetic is not None:
             consumed += arithmetic.elapsed(open_at, at)
         budget = self.budget()
@@ -585,11 +590,13 @@ class _Metric:
         self.history: list[_Cycle] = []
         self.event_paused = False
 
-    def on_event(self, event: TicketEvent, at: int, status: str, timeline: _Timeline) -> None:
+    def on_event(
+        self, kind: str, fields: Mapping[str, Any], at: int, status: str, timeline: _Timeline
+    ) -> None:
         spec = self.spec
-        roles = spec.roles.get(event.type)
+        roles = spec.roles.get(kind)
         if roles is not None:
-            pause, resume, stop, cancel, reset, start = roles.hits(event.fields)
+            pause, resume, stop, cancel, reset, start = roles.hits(fields)
             if pause:
                 self.event_paused = True
             if resume:
@@ -613,7 +620,7 @@ class _Metric:
                     if cycle.stopped_at is None:
                         cycle.stop(at, "met")  # the start of the next update meets this one
                     self._new_cycle(at, paused, timeline)
-            elif event.type == "reopened" and cycle is not None and cycle.stopped_at is not None:
+            elif kind == "reopened" and cycle is not None and cycle.stopped_at is not None:
                 if spec.on_reopen == "resume":
                     cycle.reopen(at, paused)
                     timeline.retarget(cycle, spec.name, at)  # the target may have changed
@@ -756,7 +763,7 @@ class _Timeline:
         self.decision = policy.decide(self.ticket)
         self.metrics = [_Metric(spec) for spec in _specs(policy.metrics(self.decision))]
         for metric in self.metrics:
-            metric.on_event(created, at, self.status, self)
+            metric.on_event(created.type, created.fields, at, self.status, self)
 
     def calendar(self, name: str) -> Calendar:
         calendar = self._calendars.get(name)
@@ -790,7 +797,7 @@ class _Timeline:
         moved = self.status != before
         for metric in self.metrics:
             if moved or kind in metric.spec.roles:
-                metric.on_event(event, at, self.status, self)
+                metric.on_event(kind, fields, at, self.status, self)
 
     def _redecide(self, at: int) -> None:
         decision = self.policy.decide(self.current_ticket())
