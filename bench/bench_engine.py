@@ -81,8 +81,8 @@ def stages(engine: Engine, batch: list[dict], repeats: int) -> None:
     import gc
 
     from slaengine.calendar import epoch_us
-    from slaengine.decision import filled
     from slaengine.engine import _TICKETS
+    from slaengine.unchecked import filled
 
     parsed = _TICKETS.validate_python(batch)
     routes = [engine._version_for(t) for t in parsed]

@@ -1,5 +1,12 @@
 """slaengine: a rules-driven SLA policy engine for helpdesk systems."""
 
+import os
+
+if os.environ.get("SLAENGINE_PURE_PYTHON", "") not in ("", "0"):
+    from slaengine import _pure
+
+    _pure.install()  # before any compiled module loads
+
 from slaengine.calendar import Calendar
 from slaengine.decision import Decision, MetricTarget, Route
 from slaengine.engine import Engine, Explanation

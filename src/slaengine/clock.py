@@ -53,11 +53,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from slaengine.decision import Decision, MetricTarget, trusted
+from slaengine.decision import Decision, MetricTarget
 from slaengine.errors import EventError
 from slaengine.escalation import EscalationPlan, Threshold
 from slaengine.metric import EventCondition, MetricDefinition
 from slaengine.ticket import Ticket, TicketEvent, require_aware
+from slaengine.unchecked import trusted
 
 if TYPE_CHECKING:
     from slaengine.calendar import Calendar, EpochArithmetic

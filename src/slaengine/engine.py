@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from slaengine.calendar import Calendar, epoch_us
 from slaengine.compiler import Encoding, compile_condition, encoding_for
 from slaengine.condition import first_failure
-from slaengine.decision import Decision, MetricTarget, Route, filled, trusted
+from slaengine.decision import Decision, MetricTarget, Route
 from slaengine.errors import NoRuleMatched, SlaEngineError, TicketError
 from slaengine.escalation import EscalationPlan
 from slaengine.facts import FieldReader
@@ -35,6 +35,7 @@ from slaengine.matcher import CompiledRule, TableMatcher
 from slaengine.metric import MetricDefinition
 from slaengine.ruleset import CompiledRuleset, Outcome
 from slaengine.ticket import Ticket, parse_ticket
+from slaengine.unchecked import filled, trusted
 
 #: Where a contract leads: version start instants, the versions, the overrides.
 _Route = tuple[list[datetime], list["_Version"], dict[str, Any] | None]
