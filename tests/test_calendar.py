@@ -741,3 +741,30 @@ def test_adding_more_than_a_one_day_calendar_holds_raises() -> None:
     assert cal.add(paris(2026, 3, 1), 8 * H) == paris(2026, 3, 2, 17)
     with pytest.raises(CalendarError, match="less than"):
         cal.add(paris(2026, 3, 1), 9 * H)
+
+
+def test_due_times_years_ahead_and_behind_grow_the_table_exactly() -> None:
+    """A fresh calendar first answers for the years around its first question;
+    a due time four years on (or back) is found by growing that, and comes
+    out the same as counting whole working weeks."""
+    weekdays = Calendar.from_spec({"timezone": "UTC", "hours": {"mon-fri": ["09:00-17:00"]}})
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday
+    assert weekdays.add(start, timedelta(hours=1)) == start + timedelta(hours=1)
+    four_years = timedelta(hours=8 * 5 * 208)  # 208 working weeks
+    due = start + timedelta(weeks=207, days=4, hours=8)  # Friday 17:00 of the 208th
+    assert weekdays.add(start, four_years) == due
+    assert weekdays.add(due, -four_years) == start
+    assert weekdays.elapsed(start, due) == four_years
+
+
+def test_a_due_time_in_a_night_that_runs_past_the_years_answered_so_far() -> None:
+    """The last night of the years a calendar has worked out runs past their
+    end: a due time in its small hours is found there, not moved."""
+    nights = Calendar.from_spec({"timezone": "UTC", "hours": {"mon-sun": ["22:00-06:00"]}})
+    start = datetime(2026, 1, 1, 22, 0, tzinfo=UTC)
+    assert nights.add(start, timedelta(hours=1)) == start + timedelta(hours=1)  # 2025..2027
+    amount = timedelta(hours=729 * 8 + 5)  # the nights of 2026 and 2027, then five hours
+    due = datetime(2028, 1, 1, 3, 0, tzinfo=UTC)
+    assert nights.add(start, amount) == due
+    assert nights.add(due, -amount) == start
+    assert nights.elapsed(start, due) == amount

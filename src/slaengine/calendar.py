@@ -392,10 +392,42 @@ class _Table:
 
     def position(self, us: int) -> int:
         """Business time from the table's start up to instant ``us``."""
-        k = bisect_right(self.starts, us) - 1
+        k = _bisect_right(self.starts, us) - 1
         if k < 0:
             return 0
-        return self.cum[k] + min(us, self.ends[k]) - self.starts[k]
+        start, end, counted = self.starts[k], self.ends[k], self.cum[k]
+        return counted + (end if us > end else us) - start
+
+
+# The table's searches, written out rather than bisect's: compiled (see
+# calendar.pxd), they are C loops over the lists' integers, several times
+# faster than bisect's calls through Python comparisons.
+
+
+def _bisect_right(values: list[int], x: int) -> int:
+    """bisect.bisect_right(values, x)."""
+    lo, hi = 0, len(values)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        value = values[mid]
+        if x < value:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _bisect_left(values: list[int], x: int) -> int:
+    """bisect.bisect_left(values, x)."""
+    lo, hi = 0, len(values)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        value = values[mid]
+        if value < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 class _Timeline:
@@ -615,13 +647,13 @@ class _Timeline:
 
     def is_open(self, us: int) -> bool:
         table = self.covering(us)
-        k = bisect_right(table.starts, us) - 1
+        k = _bisect_right(table.starts, us) - 1
         return k >= 0 and us < table.ends[k]
 
     def next_open(self, us: int) -> int:
         table: _Table | None = self.covering(us)
         while table is not None:
-            i = bisect_right(table.ends, us)
+            i = _bisect_right(table.ends, us)
             if i < len(table.starts):
                 start = table.starts[i]
                 if start <= us:
@@ -637,7 +669,7 @@ class _Timeline:
     def previous_close(self, us: int) -> int:
         table: _Table | None = self.covering(us)
         while table is not None:
-            k = bisect_right(table.starts, us) - 1
+            k = _bisect_right(table.starts, us) - 1
             if k >= 0:
                 end = table.ends[k]
                 if us < end:
@@ -655,15 +687,18 @@ class _Timeline:
         if amount > 0 and table is not None and table.lo_us <= us < table.hi_us:
             # The common case, inlined: start and due time both within the table.
             starts, cum = table.starts, table.cum
-            i = bisect_right(table.ends, us)
-            if i < len(starts) and starts[i] < table.hi_us:
-                into = us - starts[i]
-                target = cum[i] + (into if into > 0 else 0) + amount
-                k = bisect_left(table.cum_end, target)
-                if k < len(starts):
-                    due = starts[k] + target - cum[k]
-                    if due <= table.hi_us:
-                        return due
+            i = _bisect_right(table.ends, us)
+            if i < len(starts):
+                start = starts[i]
+                if start < table.hi_us:
+                    counted = cum[i]
+                    target = counted + amount + (us - start if us > start else 0)
+                    k = _bisect_left(table.cum_end, target)
+                    if k < len(starts):
+                        opens, counted = starts[k], cum[k]
+                        due = opens + target - counted
+                        if due <= table.hi_us:
+                            return due
         if amount == 0:
             return self.next_open(us)
         if amount > 0:
@@ -672,9 +707,10 @@ class _Timeline:
             while table is not None:
                 # The earliest instant with `amount` of business time since start.
                 target = table.position(start) + amount
-                k = bisect_left(table.cum_end, target)
+                k = _bisect_left(table.cum_end, target)
                 if k < len(table.starts):
-                    due = table.starts[k] + target - table.cum[k]
+                    opens, counted = table.starts[k], table.cum[k]
+                    due = opens + target - counted
                     if due <= table.hi_us:
                         return due
                 table = self.grown(table, forward=True)
@@ -688,8 +724,9 @@ class _Timeline:
             # The latest instant with -amount of business time before end.
             target = table.position(end) + amount
             if target >= 0:
-                k = bisect_right(table.cum, target) - 1
-                due = table.starts[k] + target - table.cum[k]
+                k = _bisect_right(table.cum, target) - 1
+                opens, counted = table.starts[k], table.cum[k]
+                due = opens + target - counted
                 if due >= table.lo_us:
                     return due
             table = self.grown(table, forward=False)
@@ -703,28 +740,14 @@ class _Timeline:
         if table is None or not (table.lo_us <= a < table.hi_us and table.lo_us <= b < table.hi_us):
             self.covering(a)
             table = self.covering(b)  # grows the table, which keeps covering a
-        # position(b) - position(a), inlined (without min(): this is the hot path).
-        starts = table.starts
-        i = bisect_right(starts, a) - 1
-        j = bisect_right(starts, b) - 1
-        if i >= 0:
-            end = table.ends[i]
-            a = table.cum[i] + (end if a > end else a) - starts[i]
-        else:
-            a = 0
-        if j >= 0:
-            end = table.ends[j]
-            b = table.cum[j] + (end if b > end else b) - starts[j]
-        else:
-            b = 0
-        return b - a
+        return table.position(b) - table.position(a)
 
     def periods(self, a: int, b: int) -> list[Period]:
         if b <= a:
             return []
         self.covering(a)
         table = self.covering(b)
-        i = bisect_right(table.ends, a)
+        i = _bisect_right(table.ends, a)
         out = []
         while i < len(table.starts) and table.starts[i] < b:
             out.append((max(a, table.starts[i]), min(b, table.ends[i])))
