@@ -122,3 +122,19 @@ def test_compiled_and_pure_python_replays_print_the_same(tmp_path: Path, at: str
     assert {"met", "breached"} <= states  # the comparison covers real outcomes
     if at.startswith("2026-10"):  # mid-life: clocks still counting or paused
         assert {"running", "paused"} <= states
+
+
+@pytest.mark.parametrize("module", COMPILED, ids=lambda m: m.__name__)
+def test_a_compiled_module_is_not_older_than_its_source(module: Any) -> None:
+    """A stale build would run yesterday's code; rebuild with pip install -e ."""
+    built = Path(module.__file__)
+    if built.suffix == ".py":
+        pytest.skip("running the Python source")
+    for source in (
+        built.parent / f"{module.__name__.rpartition('.')[2]}{ext}" for ext in (".py", ".pxd")
+    ):
+        if source.exists():
+            assert built.stat().st_mtime >= source.stat().st_mtime, (
+                f"{built.name} is older than {source.name}: rebuild with "
+                "`.venv/bin/python -m pip install -e .`"
+            )
