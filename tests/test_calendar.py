@@ -768,3 +768,15 @@ def test_a_due_time_in_a_night_that_runs_past_the_years_answered_so_far() -> Non
     assert nights.add(start, amount) == due
     assert nights.add(due, -amount) == start
     assert nights.elapsed(start, due) == amount
+
+
+@pytest.mark.parametrize("days", [111_000, 106_751_991, 999_999_999])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_adding_more_than_the_calendars_years_hold_raises(days: int, sign: int) -> None:
+    """The same error for any amount past the years, however large."""
+    always = Calendar.always()
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    with pytest.raises(CalendarError, match=r"business time is more than the years 1900\.\.2200"):
+        always.add(start, sign * timedelta(days=days))
+    with pytest.raises(CalendarError, match="more than the years"):  # the clocks' way in
+        always.arithmetic.add(0, sign * min(days * 86_400_000_000, 2**63 - 1))

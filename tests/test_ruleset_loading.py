@@ -44,6 +44,19 @@ def test_bad_duration_names_file_line_column_and_key_path(write):
     assert "'4 hours' is not a duration; use e.g. 30m, 4h" in message
 
 
+@pytest.mark.parametrize("target", ["876001h", "99999999999999h", "36501d"])
+def test_a_target_longer_than_a_century_is_an_error_at_its_key(write, target):
+    path = write("tiny.yaml", MINIMAL.replace("resolution: 4h", f"resolution: {target}"))
+    [message] = errors_of(path)
+    assert message.startswith(f"{path}:14:")
+    assert "tables[0].rules[0].then.targets.resolution" in message
+    assert f"'{target}' is longer than a century; the most is 876000h" in message
+
+
+def test_a_target_of_a_century_loads(write):
+    load_ruleset_file(write("tiny.yaml", MINIMAL.replace("resolution: 4h", "resolution: 876000h")))
+
+
 def test_unknown_key_is_an_error_at_that_key(write):
     path = write(
         "tiny.yaml",

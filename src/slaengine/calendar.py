@@ -84,6 +84,8 @@ _WEEK_MINUTES = 7 * _DAY_MINUTES
 _US = 1_000_000
 _ONE_US = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# More business time than any calendar's years hold (every year open all year).
+_MOST_US = (LAST_YEAR - FIRST_YEAR + 1) * 366 * _DAY_US
 # Spans of the last date before a table can run into its first two days.
 _SPILL_US = 2 * 86_400 * _US
 _SPEC_KEYS = ("always", "closed", "holidays", "hours", "special_hours", "timezone", "workdays")
@@ -276,7 +278,10 @@ class Calendar:
         """
         if not isinstance(amount, timedelta):
             raise TypeError(f"amount must be a timedelta, got {type(amount).__name__}")
-        return self._datetime(self._timeline.add(_to_us(t), amount // _ONE_US))
+        amount_us = amount // _ONE_US
+        if not -_MOST_US <= amount_us <= _MOST_US:
+            raise _more_than_the_years(amount_us, self._timeline.years)
+        return self._datetime(self._timeline.add(_to_us(t), amount_us))
 
     def add_from_epoch(self, start_us: int, amount_us: int) -> datetime:
         """:meth:`add` for a start given in epoch microseconds (see :func:`epoch_us`).
@@ -683,6 +688,8 @@ class _Timeline:
         )
 
     def add(self, us: int, amount: int) -> int:
+        if not -_MOST_US <= amount <= _MOST_US:  # (and the sums below fit in 64 bits)
+            raise _more_than_the_years(amount, self.years)
         table: _Table | None = self.table
         if amount > 0 and table is not None and table.lo_us <= us < table.hi_us:
             # The common case, inlined: start and due time both within the table.
@@ -753,6 +760,12 @@ class _Timeline:
             out.append((max(a, table.starts[i]), min(b, table.ends[i])))
             i += 1
         return out
+
+
+def _more_than_the_years(amount: int, years: str) -> CalendarError:
+    return CalendarError(
+        f"{_ONE_US * abs(amount)} of business time is more than the years {years} hold"
+    )
 
 
 def _merge(periods: list[Period]) -> list[Period]:
