@@ -6,7 +6,8 @@ with C types, and Cython compiles each module from its ``.py`` with those
 declarations. ``_instants.pyx`` converts instants to and from epoch
 microseconds through the datetime C API (``clock.py`` has the same in
 Python). Where no C compiler is at hand the build skips them (``optional``)
-and the same source runs as Python, about 2.5 times slower.
+and the same source runs as Python, taking about 2.3 times the CPU time
+(bench/bench_clock.py with SLAENGINE_PURE_PYTHON=1).
 ``SLAENGINE_PURE_PYTHON=1`` runs the Python source even when the compiled
 modules are installed (``slaengine/_pure.py``); ``tests/test_compiled.py``
 checks that both print the same replays.
