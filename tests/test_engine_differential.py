@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from slaengine.engine import Engine
@@ -506,9 +506,14 @@ def rulesets(draw: st.DrawFn) -> dict[str, Any]:
     fields = draw(st.lists(st.sampled_from(FIELDS), min_size=3, max_size=6, unique=True))
     tables = []
     for ti in range(draw(st.integers(1, 3))):
+        # A strict table has no catch-all rule and no default: most tickets
+        # then match none of its rules (NoRuleMatched), whatever the draw.
+        strict = draw(st.booleans())
         rules = []
         for ri in range(draw(st.integers(1, 12))):
-            when = draw(st.one_of(st.none(), when_block(fields, 2)))  # depth <= 3 with the top
+            # depth <= 3 with the top
+            whens = when_block(fields, 2)
+            when = draw(whens.filter(bool) if strict else st.one_of(st.none(), whens))
             rule: dict[str, Any] = {"name": f"r{ti}-{ri}"}
             if when is not None:
                 rule["when"] = when
@@ -519,7 +524,7 @@ def rulesets(draw: st.DrawFn) -> dict[str, Any]:
             "hit": draw(st.sampled_from(["first", "collect"])),
             "rules": rules,
         }
-        if draw(st.booleans()):
+        if not strict and draw(st.booleans()):
             table["default"] = draw(outcome())
         tables.append(table)
     return base_doc(f"gen-{next(_names)}", tables, tz=draw(st.sampled_from(ZONES)))
@@ -573,6 +578,36 @@ def tickets(draw: st.DrawFn) -> dict[str, Any]:
 TICKETS_PER_RULESET = 30
 MIN_CASES = 3000
 
+#: Run first, whatever the generator draws: a ticket no rule matches and a
+#: ticket whose text a numeric test refuses, beside one that matches.
+#: (Derandomized generation is not the same in every process: Hypothesis
+#: mixes the constants of the project's loaded modules into what it draws,
+#: so the outcome mix of the generated cases changes with the modules the
+#: tests before this one imported, and with edits to any of them.)
+OUTCOMES_DOC = base_doc(
+    "outcomes",
+    [
+        {
+            "name": "t0",
+            "hit": "first",
+            "rules": [
+                {"name": "urgent", "when": {"severity": "urgent"}, "then": {"priority": "P1"}},
+                {"name": "big", "when": {"fields.n": {"gt": 10}}, "then": {"tags": ["x"]}},
+            ],
+        }
+    ],
+)
+OUTCOMES_BATCH = [
+    {"id": "T-1", "created_at": "2026-03-04T10:30:00+00:00", "severity": "urgent"},
+    {"id": "T-1", "created_at": "2026-03-04T10:30:00+00:00", "severity": "general"},
+    {
+        "id": "T-1",
+        "created_at": "2026-03-04T10:30:00+00:00",
+        "severity": "general",
+        "fields": {"n": "eleven"},
+    },
+]
+
 
 def test_engine_agrees_with_documented_semantics() -> None:
     stats = {"rulesets": 0, "cases": 0, "no_rule": 0, "ticket_error": 0, "matched": 0}
@@ -592,6 +627,7 @@ def test_engine_agrees_with_documented_semantics() -> None:
         doc=rulesets(),
         batch=st.lists(tickets(), min_size=TICKETS_PER_RULESET, max_size=TICKETS_PER_RULESET),
     )
+    @example(doc=OUTCOMES_DOC, batch=OUTCOMES_BATCH)
     def run(doc: dict[str, Any], batch: list[dict[str, Any]]) -> None:
         text, compiled = compile_doc(doc)
         stats["rulesets"] += 1
@@ -633,9 +669,10 @@ def test_engine_agrees_with_documented_semantics() -> None:
     elapsed = time.monotonic() - started
     print(f"differential: {stats} in {elapsed:.1f}s")
     assert stats["cases"] >= MIN_CASES, stats
-    # The generator must exercise every outcome kind, not only one.
+    # Every outcome kind is exercised (a refused ticket at least by the
+    # explicit example), matches and NoRuleMatched in good numbers.
     assert stats["matched"] > stats["cases"] // 10, stats
-    assert stats["no_rule"] > 0, stats
+    assert stats["no_rule"] > stats["cases"] // 100 and stats["ticket_error"] > 0, stats
 
 
 # --------------------------------------------------------------------------- explicit examples
