@@ -780,3 +780,8 @@ def test_adding_more_than_the_calendars_years_hold_raises(days: int, sign: int) 
         always.add(start, sign * timedelta(days=days))
     with pytest.raises(CalendarError, match="more than the years"):  # the clocks' way in
         always.arithmetic.add(0, sign * min(days * 86_400_000_000, 2**63 - 1))
+
+
+def test_a_naive_start_is_named_before_an_amount_past_the_years() -> None:
+    with pytest.raises(NaiveDatetimeError):
+        Calendar.always().add(datetime(2026, 1, 5, 9, 0), timedelta.max)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pytest
+from pydantic import ValidationError
 
 from slaengine.calendar import Calendar
 from slaengine.clock import (
@@ -696,3 +697,10 @@ def test_a_metric_status_is_a_frozen_value() -> None:
     s = status("Mon 23 Nov 10:30", POLICY, created("Mon 23 Nov 10:00"))["first_response"]
     with pytest.raises(ValueError):
         s.state = "met"  # type: ignore[misc]
+
+
+def test_a_target_longer_than_a_century_is_refused_when_built() -> None:
+    with pytest.raises(ValidationError, match="less than or equal to 3153600000"):
+        MetricTarget(target="huge", seconds=10**13, calendar="always")
+    with pytest.raises(ValidationError, match="less than or equal to 36500"):
+        MetricTarget(target="huge", days=10**6, calendar="always")

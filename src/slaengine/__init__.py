@@ -2,7 +2,7 @@
 
 import os
 
-if os.environ.get("SLAENGINE_PURE_PYTHON", "") not in ("", "0"):
+if os.environ.get("SLAENGINE_PURE_PYTHON", "").lower() in ("1", "true", "yes", "on"):
     from slaengine import _pure
 
     _pure.install()  # before any compiled module loads

@@ -86,6 +86,7 @@ _ONE_US = timedelta(microseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # More business time than any calendar's years hold (every year open all year).
 _MOST_US = (LAST_YEAR - FIRST_YEAR + 1) * 366 * _DAY_US
+_LONGEST_US = timedelta.max // _ONE_US
 # Spans of the last date before a table can run into its first two days.
 _SPILL_US = 2 * 86_400 * _US
 _SPEC_KEYS = ("always", "closed", "holidays", "hours", "special_hours", "timezone", "workdays")
@@ -278,10 +279,10 @@ class Calendar:
         """
         if not isinstance(amount, timedelta):
             raise TypeError(f"amount must be a timedelta, got {type(amount).__name__}")
-        amount_us = amount // _ONE_US
+        start, amount_us = _to_us(t), amount // _ONE_US
         if not -_MOST_US <= amount_us <= _MOST_US:
             raise _more_than_the_years(amount_us, self._timeline.years)
-        return self._datetime(self._timeline.add(_to_us(t), amount_us))
+        return self._datetime(self._timeline.add(start, amount_us))
 
     def add_from_epoch(self, start_us: int, amount_us: int) -> datetime:
         """:meth:`add` for a start given in epoch microseconds (see :func:`epoch_us`).
@@ -763,9 +764,9 @@ class _Timeline:
 
 
 def _more_than_the_years(amount: int, years: str) -> CalendarError:
-    return CalendarError(
-        f"{_ONE_US * abs(amount)} of business time is more than the years {years} hold"
-    )
+    size = abs(amount)
+    said = f"{_ONE_US * size}" if size <= _LONGEST_US else f"{size} microseconds"
+    return CalendarError(f"{said} of business time is more than the years {years} hold")
 
 
 def _merge(periods: list[Period]) -> list[Period]:

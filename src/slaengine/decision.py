@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from slaengine.duration import MOST_DAYS, MOST_SECONDS
+
 
 class Route(BaseModel):
     """Where a ticket goes: a queue, a group, an assignee (any may be unset)."""
@@ -27,8 +29,9 @@ class MetricTarget(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     target: str
-    seconds: int | None = None
-    days: int | None = None
+    # at most a century, as a ruleset's durations (the clocks count in 64 bits)
+    seconds: int | None = Field(default=None, ge=0, le=MOST_SECONDS)
+    days: int | None = Field(default=None, ge=0, le=MOST_DAYS)
     calendar: str
     due_at: datetime | None = None
 

@@ -17,8 +17,8 @@ _WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?[smhw])+$|^\d+d$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "w": 7 * 86400}
 #: The longest duration: a century (calendars answer for 1900-2200). Longer is
 #: a slip of the keyboard, and past the 64-bit microsecond counts of the clocks.
-_MOST_DAYS = 100 * 365
-_MOST_SECONDS = _MOST_DAYS * 86400
+MOST_DAYS = 100 * 365
+MOST_SECONDS = MOST_DAYS * 86400
 _TOO_LONG = "is longer than a century; the most is 876000h (or 36500d working days)"
 
 
@@ -64,12 +64,12 @@ def parse_duration(text: object) -> Duration:
         days = int(raw[:-1])
         if days <= 0:
             raise ValueError(f"{text!r}: a working-days target must be at least 1d")
-        if days > _MOST_DAYS:
+        if days > MOST_DAYS:
             raise ValueError(f"{text!r} {_TOO_LONG}")
         return Duration(text=raw, days=days)
     seconds = sum(float(n) * _SECONDS[unit] for n, unit in _PART.findall(raw))
     if seconds <= 0:
         raise ValueError(f"{text!r}: a duration must be longer than zero")
-    if seconds > _MOST_SECONDS:
+    if seconds > MOST_SECONDS:
         raise ValueError(f"{text!r} {_TOO_LONG}")
     return Duration(text=raw, seconds=round(seconds))
