@@ -832,6 +832,10 @@ class _Timeline:
         return metric.event_paused or self.status in metric.spec.pause_statuses
 
 
+# Ticket.model_validate without its Python frame (called per ticket and per change).
+_validate_ticket = Ticket.__pydantic_validator__.validate_python
+
+
 def _ticket_from(created: TicketEvent) -> Ticket:
     data: dict[str, Any] = {"id": created.ticket_id, "created_at": created.at}
     extra: dict[str, Any] = {}
@@ -846,7 +850,7 @@ def _ticket_from(created: TicketEvent) -> Ticket:
             extra[key] = value
     data["fields"] = extra
     try:
-        return Ticket.model_validate(data)
+        return _validate_ticket(data)
     except ValidationError as exc:
         raise _event_error(
             created, f"the created event does not carry a valid ticket: {exc}"
@@ -868,7 +872,7 @@ def _updated_ticket(ticket: Ticket, changes: dict[str, Any], event: TicketEvent)
             fields[key] = value
     data["fields"] = fields
     try:
-        return Ticket.model_validate(data)
+        return _validate_ticket(data)
     except ValidationError as exc:
         raise _event_error(event, f"the event makes the ticket invalid: {exc}") from None
 

@@ -120,8 +120,9 @@ def replay(
 def read_events(stream: IO[bytes], name: str = "<stdin>") -> Iterator[TicketEvent]:
     """Parse JSONL ticket events; an invalid line raises EventError naming ``name:line``."""
     # pydantic parses and checks each line in one pass (no json.loads, then a
-    # second walk over a dict): about 2.5 times faster, the same checks.
-    parse = TicketEvent.model_validate_json
+    # second walk over a dict): about 2.5 times faster, the same checks; its
+    # validator called directly, without model_validate_json's Python frame.
+    parse = TicketEvent.__pydantic_validator__.validate_json
     for number, line in enumerate(stream, start=1):
         try:
             yield parse(line)

@@ -59,7 +59,10 @@ class Ticket(BaseModel):
     @field_validator("created_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return require_aware(value, "created_at")
+        tz = value.tzinfo  # checked here first: require_aware's call only to raise
+        if tz is None or tz.utcoffset(value) is None:
+            require_aware(value, "created_at")
+        return value
 
 
 class TicketEvent(BaseModel):
@@ -82,7 +85,10 @@ class TicketEvent(BaseModel):
     @field_validator("at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return require_aware(value, "at")
+        tz = value.tzinfo  # checked here first: require_aware's call only to raise
+        if tz is None or tz.utcoffset(value) is None:
+            require_aware(value, "at")
+        return value
 
 
 def _payload_error(exc: ValidationError, prefix: str = "") -> TicketError:
