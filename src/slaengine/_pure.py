@@ -13,6 +13,7 @@ test that checks the two give the same results.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Sequence
 from importlib.abc import MetaPathFinder
 from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec
@@ -44,7 +45,5 @@ class SourceFirst(MetaPathFinder):
 
 def install() -> None:
     """Put the finder first (once)."""
-    import sys
-
     if not any(isinstance(finder, SourceFirst) for finder in sys.meta_path):
         sys.meta_path.insert(0, SourceFirst())

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from slaengine.errors import NaiveDatetimeError, TicketError
 
@@ -34,6 +34,22 @@ def require_aware(value: datetime, what: str = "datetime") -> datetime:
     return value
 
 
+def _aware(what: str) -> AfterValidator:
+    """A field's check that its instant carries a timezone (require_aware, naming ``what``).
+
+    The common case is checked inline, require_aware called only to raise:
+    this runs for every event parsed.
+    """
+
+    def check(value: datetime) -> datetime:
+        tz = value.tzinfo
+        if tz is None or tz.utcoffset(value) is None:
+            require_aware(value, what)
+        return value
+
+    return AfterValidator(check)
+
+
 class Ticket(BaseModel):
     """One ticket as the rules see it.
 
@@ -44,7 +60,7 @@ class Ticket(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(min_length=1)
-    created_at: datetime
+    created_at: Annotated[datetime, _aware("created_at")]
     severity: str
     contract: str | None = None
     customer: str | None = None
@@ -55,14 +71,6 @@ class Ticket(BaseModel):
     status: str = "new"
     tags: tuple[str, ...] = ()
     fields: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("created_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        tz = value.tzinfo  # checked here first: require_aware's call only to raise
-        if tz is None or tz.utcoffset(value) is None:
-            require_aware(value, "created_at")
-        return value
 
 
 class TicketEvent(BaseModel):
@@ -78,17 +86,9 @@ class TicketEvent(BaseModel):
 
     ticket_id: str = Field(min_length=1)
     event_id: str = Field(min_length=1)
-    at: datetime
+    at: Annotated[datetime, _aware("at")]
     type: str = Field(min_length=1)
     fields: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        tz = value.tzinfo  # checked here first: require_aware's call only to raise
-        if tz is None or tz.utcoffset(value) is None:
-            require_aware(value, "at")
-        return value
 
 
 def _payload_error(exc: ValidationError, prefix: str = "") -> TicketError:
